@@ -1,0 +1,1 @@
+"""The eventsnn command line (installed as eventsnn.cli)."""

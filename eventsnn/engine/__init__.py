@@ -1,0 +1,1 @@
+"""The event engine: queue, connectivity, numba kernels and the Simulator."""

@@ -1,0 +1,295 @@
+"""The CPU event loop: pop events, deliver them, update touched neurons, emit spikes.
+
+One kernel, :func:`advance`, serves ``run()``, ``run(until=t)`` and ``step()``:
+it processes events in (time, rank, seq) order until the queue is empty, the
+next event lies at or past ``until``, ``max_events`` were processed, or it
+needs the caller to grow an array. All state is in arrays, so it resumes
+exactly where it stopped.
+
+Semantics of one (time, layer) key: every event of the key adds its weighted
+fan-out into the layer's input buffer ``inp``; when the key's last event is
+delivered the layer is *flushed*: each touched unit decays lazily from its last
+update, integrates, and is checked against threshold::
+
+    V <- V * leak**(t - t_last) + I_events + I_const
+    if V >= theta: spike, then V <- V - theta (subtract) or 0 (zero)
+
+This is exactly the clock-driven update ``V[t] = leak V[t-1] + I[t]`` applied
+only where something happened. A neuron left at ``V >= theta`` after a
+subtractive reset, and a layer with a constant current (bias, analog input),
+is rechecked at ``t + 1`` by a sentinel event: a clock-driven simulator would
+update it then too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .connectivity import deliver, fanout, touch
+from .jit import kernel
+from .layout import (C_DST, C_KIND, C_SRC, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF,
+                     P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
+                     P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
+                     Q_IN_CURSOR, RESET_SUBTRACT, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED,
+                     ST_UNTIL, C_CI, C_HI, C_KH, C_KW, C_SX, C_SY, C_WI, C_WO)
+from .queue import push_event, release_bucket, release_event, take_bucket
+
+
+@kernel
+def _bin(t, nbins):
+    b = int(math.floor(t))
+    if b >= nbins:
+        return nbins - 1
+    if b < 0:
+        return 0
+    return b
+
+
+@kernel
+def _emit(net, st, q, cnt, lg, log_on, p, k, t, tbin):
+    """Neuron ``k`` of population ``p`` spikes at ``t``: count, log, queue its fan-out."""
+    conn_i, conn_delay, pop_i, out_conn = net[0], net[1], net[3], net[5]
+    spike_count = st[9]
+    spike_count[pop_i[p, P_OFF] + k] += 1
+    cnt[1][p, tbin] += 1
+    if log_on:
+        log_n = lg[3]
+        i = log_n[0]
+        lg[0][i] = t
+        lg[1][i] = p
+        lg[2][i] = k
+        log_n[0] = i + 1
+    start = pop_i[p, P_OC_START]
+    for j in range(pop_i[p, P_OC_N]):
+        c = out_conn[start + j]
+        push_event(q, t + conn_delay[c], conn_i[c, C_DST], c, k)
+
+
+@kernel
+def _flush_input(net, st, q, cnt, lg, log_on, t, tbin):
+    in_time, in_idx = st[10], st[11]
+    qs = q[0]
+    k = qs[Q_IN_CURSOR]
+    n = in_time.shape[0]
+    while k < n and in_time[k] == t:
+        _emit(net, st, q, cnt, lg, log_on, 0, in_idx[k], t, tbin)
+        k += 1
+    qs[Q_IN_CURSOR] = k
+    if k < n:
+        push_event(q, in_time[k], 0, NO_CONN, -1)
+
+
+@kernel
+def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous):
+    pop_i, pop_tau, thr, decay = net[3], net[4], net[6], net[7]
+    v, inp, const, last_t, tflag, tlist, tn = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
+    off, uoff, block = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK]
+    subtract = pop_i[p, P_RESET] == RESET_SUBTRACT
+    spiking = pop_i[p, P_SPIKING] != 0
+    leaky = pop_i[p, P_LEAKY] != 0
+    zero = np.float32(0.0)
+    m = tn[p]
+    keep = 0
+    for i in range(m):
+        u = tlist[uoff + i]
+        n0 = off + u * block
+        f = np.float32(1.0)
+        if leaky:
+            if continuous:
+                f = np.float32(math.exp(-(t - last_t[n0]) / pop_tau[p]))
+            else:
+                f = decay[p, int(t - last_t[n0])]
+        recheck = False
+        for n in range(n0, n0 + block):
+            vv = v[n] * f + inp[n] + const[n]
+            inp[n] = zero
+            last_t[n] = t
+            if spiking and vv >= thr[n]:
+                if subtract:
+                    vv = vv - thr[n]
+                    if vv >= thr[n]:
+                        recheck = True
+                else:
+                    vv = zero
+                _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
+            v[n] = vv
+        cnt[2][p, tbin] += block
+        if recheck:
+            tlist[uoff + keep] = u
+            keep += 1
+        else:
+            tflag[uoff + u] = 0
+    tn[p] = keep
+    if pop_i[p, P_CONST] != 0:
+        for u in range(pop_i[p, P_NUNITS]):
+            touch(tflag, tlist, tn, uoff, p, u)
+    if tn[p] > 0 and t + 1.0 < t_end:
+        push_event(q, t + 1.0, p, NO_CONN, -1)
+
+
+@kernel
+def _flush_gate(net, st, q, cnt, lg, log_on, p, t, tbin):
+    """Max-pool gate: pass a spike if an input spiking now has the window's top count."""
+    conn_i, pop_i = net[0], net[3]
+    tflag, tlist, tn, gate_cnt, gate_last = st[4], st[5], st[6], st[7], st[8]
+    g = conn_i[pop_i[p, P_IN_CONN]]
+    uoff, goff = pop_i[p, P_UOFF], pop_i[p, P_GOFF]
+    ch, wo = pop_i[p, P_C], pop_i[p, P_W]
+    wi, ci = g[C_WI], g[C_CI]
+    for i in range(tn[p]):
+        u = tlist[uoff + i]
+        tflag[uoff + u] = 0
+        c = u % ch
+        ox = (u // ch) % wo
+        oy = u // (ch * wo)
+        best = -1
+        fired = False
+        for ky in range(g[C_KH]):
+            y = oy * g[C_SY] + ky
+            for kx in range(g[C_KW]):
+                x = ox * g[C_SX] + kx
+                s = goff + (y * wi + x) * ci + c
+                count = gate_cnt[s]
+                if count > best:
+                    best = count
+                    fired = gate_last[s] == t
+                elif count == best and gate_last[s] == t:
+                    fired = True
+        if fired:
+            _emit(net, st, q, cnt, lg, log_on, p, u, t, tbin)
+    cnt[2][p, tbin] += tn[p]
+    tn[p] = 0
+
+
+@kernel
+def _room(net, st, q, lg, log_on, p, t, continuous):
+    """ST_GROW_* if the flush of ``p`` at ``t`` might not fit, else -1."""
+    pop_i = net[3]
+    qs = q[0]
+    if pop_i[p, P_KIND] == P_INPUT:
+        in_time = st[10]
+        k = qs[Q_IN_CURSOR]
+        m = 0
+        while k + m < in_time.shape[0] and in_time[k + m] == t:
+            m += 1
+    else:
+        m = st[6][p]
+        if pop_i[p, P_KIND] != P_GATE:
+            m *= pop_i[p, P_BLOCK]
+    n_oc = pop_i[p, P_OC_N]
+    events = m * n_oc + 2
+    buckets = events if continuous else n_oc + 2
+    if qs[Q_EV_FREE] < events or qs[Q_B_FREE] < buckets:
+        return ST_GROW_QUEUE
+    if log_on and lg[3][0] + m > lg[0].shape[0]:
+        return ST_GROW_LOG
+    return -1
+
+
+@kernel
+def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
+    """Process events; return (status, events processed). See the module doc."""
+    conn_i, weights, pop_i = net[0], net[2], net[3]
+    inp, tflag, tlist, tn, gate_cnt, gate_last = st[1], st[4], st[5], st[6], st[7], st[8]
+    qs, ev_conn, ev_idx, ev_next = q[0], q[1], q[2], q[3]
+    b_time, b_rank, b_head, heap = q[5], q[6], q[8], q[11]
+    syn = cnt[0]
+    nbins = syn.shape[1]
+    done = 0
+    while True:
+        b = qs[Q_CUR]
+        if b < 0:
+            if qs[Q_HEAP_N] == 0:
+                return ST_EMPTY, done
+            if b_time[heap[0]] >= until:
+                return ST_UNTIL, done
+            b = take_bucket(q)
+        t = b_time[b]
+        st[12][0] = t
+        p = b_rank[b]
+        tbin = _bin(t, nbins)
+        e = b_head[b]
+        while e >= 0:
+            if done >= max_events:
+                return ST_PAUSED, done
+            c = ev_conn[e]
+            if c != NO_CONN:
+                g = conn_i[c]
+                idx = ev_idx[e]
+                if g[C_KIND] == K_GATE:
+                    s = pop_i[p, P_GOFF] + idx
+                    gate_cnt[s] += 1
+                    gate_last[s] = t
+                syn[p, tbin] += deliver(g, weights, idx, np.float32(1.0), inp, pop_i[p, P_OFF],
+                                        tflag, tlist, tn, pop_i[p, P_UOFF], p, pop_i[p, P_BLOCK])
+            nxt = ev_next[e]
+            b_head[b] = nxt
+            release_event(q, e)
+            done += 1
+            e = nxt
+        # A later bucket with the same key (possible in continuous time) joins this one.
+        if qs[Q_HEAP_N] > 0:
+            top = heap[0]
+            if b_time[top] == t and b_rank[top] == p:
+                release_bucket(q, b)
+                qs[Q_CUR] = -1
+                take_bucket(q)
+                continue
+        status = _room(net, st, q, lg, log_on, p, t, continuous)
+        if status >= 0:
+            return status, done
+        kind = pop_i[p, P_KIND]
+        if kind == P_INPUT:
+            _flush_input(net, st, q, cnt, lg, log_on, t, tbin)
+        elif kind == P_GATE:
+            _flush_gate(net, st, q, cnt, lg, log_on, p, t, tbin)
+        else:
+            _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
+        release_bucket(q, b)
+        qs[Q_CUR] = -1
+        if done >= max_events:
+            return ST_PAUSED, done
+
+
+@kernel
+def inject_analog(net, st, x, conns, macs):
+    """Direct input: add W*x of every input connection into the constant current.
+
+    The analog first layer is computed once per sample (its current is the
+    same at every step); ``macs[dst]`` receives its exact multiply-accumulates.
+    """
+    conn_i, weights, pop_i = net[0], net[2], net[3]
+    const, tflag, tlist, tn = st[2], st[4], st[5], st[6]
+    for j in range(conns.shape[0]):
+        g = conn_i[conns[j]]
+        dst = g[C_DST]
+        total = 0
+        for i in range(x.shape[0]):
+            if x[i] != 0.0:
+                total += deliver(g, weights, i, x[i], const, pop_i[dst, P_OFF], tflag, tlist,
+                                 tn, pop_i[dst, P_UOFF], dst, pop_i[dst, P_BLOCK])
+        macs[dst] += total
+
+
+@kernel
+def start_sample(net, st, q, t_end):
+    """Queue the first input event and the first update of constant-current layers."""
+    pop_i = net[3]
+    tflag, tlist, tn, in_time = st[4], st[5], st[6], st[10]
+    if in_time.shape[0] > 0 and in_time[0] < t_end:
+        push_event(q, in_time[0], 0, NO_CONN, -1)
+    for p in range(1, pop_i.shape[0]):
+        if pop_i[p, P_CONST] != 0:
+            uoff = pop_i[p, P_UOFF]
+            for u in range(pop_i[p, P_NUNITS]):
+                touch(tflag, tlist, tn, uoff, p, u)
+            if t_end > 0.0:
+                push_event(q, 0.0, p, NO_CONN, -1)
+
+
+@kernel
+def fanout_of(conn_i, c, idx):
+    """Exact fan-out of source ``idx`` through connection ``c`` (for tests and counts)."""
+    return fanout(conn_i[c], idx)

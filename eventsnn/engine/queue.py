@@ -1,0 +1,231 @@
+"""The event queue: individual spike events ordered by (time, layer rank, sequence).
+
+Implementation: a binary heap of *buckets* over preallocated arrays. A bucket
+holds the events of one (time, rank) key as a FIFO linked list, in the order
+they were pushed, so events leave the queue exactly in (time, rank, seq) order
+while the heap only orders distinct keys. In discrete time there are few keys
+(steps x layers), so push and pop of an event are O(1) and the heap costs
+O(log keys) per bucket; in continuous time most keys are distinct and the
+structure degrades gracefully to an ordinary binary heap of events.
+
+All state lives in the arrays of :class:`EventQueue` so that a kernel can stop
+(queue full, breakpoint, ``run(until=...)``) and resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .jit import kernel
+from .layout import Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N, Q_NFIELDS, Q_SEQ
+
+
+class EventQueue:
+    """The preallocated arrays of the queue, grown on demand from Python."""
+
+    def __init__(self, n_ranks: int, capacity: int = 1 << 14, bucket_capacity: int = 1 << 10):
+        self.n_ranks = int(n_ranks)
+        self.qs = np.zeros(Q_NFIELDS, np.int64)
+        self.ev_conn = np.zeros(0, np.int32)
+        self.ev_idx = np.zeros(0, np.int32)
+        self.ev_next = np.zeros(0, np.int32)
+        self.ev_free = np.zeros(0, np.int32)
+        self.b_time = np.zeros(0, np.float64)
+        self.b_rank = np.zeros(0, np.int32)
+        self.b_seq = np.zeros(0, np.int64)
+        self.b_head = np.zeros(0, np.int32)
+        self.b_tail = np.zeros(0, np.int32)
+        self.b_free = np.zeros(0, np.int32)
+        self.heap = np.zeros(0, np.int32)
+        self.last_bucket = np.full(self.n_ranks, -1, np.int32)
+        self._grow_events(capacity)
+        self._grow_buckets(bucket_capacity)
+        self.clear()
+
+    # -- Python-side management -------------------------------------------------
+    def clear(self) -> None:
+        """Empty the queue (keeps its capacity)."""
+        cap, bcap = self.ev_conn.size, self.b_time.size
+        self.qs[:] = 0
+        self.qs[Q_CUR] = -1
+        self.ev_free[:] = np.arange(cap - 1, -1, -1, dtype=np.int32)
+        self.qs[Q_EV_FREE] = cap
+        self.b_free[:] = np.arange(bcap - 1, -1, -1, dtype=np.int32)
+        self.qs[Q_B_FREE] = bcap
+        self.last_bucket[:] = -1
+
+    def _grow_events(self, new_cap: int) -> None:
+        old = self.ev_conn.size
+        free_n = int(self.qs[Q_EV_FREE]) if old else 0
+        self.ev_conn = np.concatenate([self.ev_conn, np.zeros(new_cap - old, np.int32)])
+        self.ev_idx = np.concatenate([self.ev_idx, np.zeros(new_cap - old, np.int32)])
+        self.ev_next = np.concatenate([self.ev_next, np.zeros(new_cap - old, np.int32)])
+        free = np.empty(new_cap, np.int32)
+        free[: new_cap - old] = np.arange(new_cap - 1, old - 1, -1, dtype=np.int32)
+        free[new_cap - old: new_cap - old + free_n] = self.ev_free[:free_n]
+        self.ev_free = free
+        self.qs[Q_EV_FREE] = free_n + new_cap - old
+
+    def _grow_buckets(self, new_cap: int) -> None:
+        old = self.b_time.size
+        free_n = int(self.qs[Q_B_FREE]) if old else 0
+        extra = new_cap - old
+        self.b_time = np.concatenate([self.b_time, np.zeros(extra, np.float64)])
+        self.b_rank = np.concatenate([self.b_rank, np.zeros(extra, np.int32)])
+        self.b_seq = np.concatenate([self.b_seq, np.zeros(extra, np.int64)])
+        self.b_head = np.concatenate([self.b_head, np.zeros(extra, np.int32)])
+        self.b_tail = np.concatenate([self.b_tail, np.zeros(extra, np.int32)])
+        self.heap = np.concatenate([self.heap, np.zeros(extra, np.int32)])
+        free = np.empty(new_cap, np.int32)
+        free[:extra] = np.arange(new_cap - 1, old - 1, -1, dtype=np.int32)
+        free[extra: extra + free_n] = self.b_free[:free_n]
+        self.b_free = free
+        self.qs[Q_B_FREE] = free_n + extra
+
+    def ensure(self, events: int, buckets: int) -> None:
+        """Grow so that at least ``events`` event and ``buckets`` bucket slots are free."""
+        if self.qs[Q_EV_FREE] < events:
+            need = self.ev_conn.size + events - int(self.qs[Q_EV_FREE])
+            self._grow_events(max(2 * self.ev_conn.size, need))
+        if self.qs[Q_B_FREE] < buckets:
+            need = self.b_time.size + buckets - int(self.qs[Q_B_FREE])
+            self._grow_buckets(max(2 * self.b_time.size, need))
+
+    def arrays(self) -> tuple:
+        """The tuple the kernels take (its order is the kernels' contract)."""
+        return (self.qs, self.ev_conn, self.ev_idx, self.ev_next, self.ev_free,
+                self.b_time, self.b_rank, self.b_seq, self.b_head, self.b_tail,
+                self.b_free, self.heap, self.last_bucket)
+
+    def __len__(self) -> int:
+        return int(self.ev_conn.size - self.qs[Q_EV_FREE])
+
+    def snapshot(self) -> dict:
+        return {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+
+    def restore(self, snap: dict) -> None:
+        for k, v in snap.items():
+            setattr(self, k, v.copy())
+
+    def events(self) -> list:
+        """All queued events as (time, rank, seq, conn, idx), in pop order (slow; for inspection)."""
+        out = []
+        qs = self.qs
+        buckets = [int(b) for b in self.heap[: qs[Q_HEAP_N]]]
+        if qs[Q_CUR] >= 0:
+            buckets.append(int(qs[Q_CUR]))
+        for b in buckets:
+            e, k = int(self.b_head[b]), 0
+            while e >= 0:
+                out.append((float(self.b_time[b]), int(self.b_rank[b]), int(self.b_seq[b]) + k,
+                            int(self.ev_conn[e]), int(self.ev_idx[e])))
+                e, k = int(self.ev_next[e]), k + 1
+        out.sort(key=lambda r: (r[0], r[1], r[2]))
+        return out
+
+
+# -- kernels ---------------------------------------------------------------------
+
+@kernel
+def _less(b_time, b_rank, b_seq, a, b):
+    if b_time[a] != b_time[b]:
+        return b_time[a] < b_time[b]
+    if b_rank[a] != b_rank[b]:
+        return b_rank[a] < b_rank[b]
+    return b_seq[a] < b_seq[b]
+
+
+@kernel
+def heap_push(q, b):
+    qs, b_time, b_rank, b_seq, heap = q[0], q[5], q[6], q[7], q[11]
+    i = qs[Q_HEAP_N]
+    qs[Q_HEAP_N] = i + 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        p = heap[parent]
+        if not _less(b_time, b_rank, b_seq, b, p):
+            break
+        heap[i] = p
+        i = parent
+    heap[i] = b
+
+
+@kernel
+def heap_pop(q):
+    """Remove and return the bucket with the smallest key (heap must be non-empty)."""
+    qs, b_time, b_rank, b_seq, heap = q[0], q[5], q[6], q[7], q[11]
+    top = heap[0]
+    n = qs[Q_HEAP_N] - 1
+    qs[Q_HEAP_N] = n
+    if n > 0:
+        last = heap[n]
+        i = 0
+        while True:
+            child = 2 * i + 1
+            if child >= n:
+                break
+            if child + 1 < n and _less(b_time, b_rank, b_seq, heap[child + 1], heap[child]):
+                child += 1
+            if not _less(b_time, b_rank, b_seq, heap[child], last):
+                break
+            heap[i] = heap[child]
+            i = child
+        heap[i] = last
+    return top
+
+
+@kernel
+def push_event(q, time, rank, conn, idx):
+    """Queue one event; the caller has ensured free slots (see ``ensure``)."""
+    qs, ev_conn, ev_idx, ev_next, ev_free = q[0], q[1], q[2], q[3], q[4]
+    b_time, b_rank, b_seq, b_head, b_tail, b_free = q[5], q[6], q[7], q[8], q[9], q[10]
+    last_bucket = q[12]
+    nf = qs[Q_EV_FREE] - 1
+    qs[Q_EV_FREE] = nf
+    e = ev_free[nf]
+    ev_conn[e] = conn
+    ev_idx[e] = idx
+    ev_next[e] = -1
+    b = last_bucket[rank]
+    if b >= 0 and b_time[b] == time:
+        ev_next[b_tail[b]] = e
+        b_tail[b] = e
+        qs[Q_SEQ] += 1
+        return
+    nb = qs[Q_B_FREE] - 1
+    qs[Q_B_FREE] = nb
+    b = b_free[nb]
+    b_time[b] = time
+    b_rank[b] = rank
+    b_seq[b] = qs[Q_SEQ]
+    qs[Q_SEQ] += 1
+    b_head[b] = e
+    b_tail[b] = e
+    heap_push(q, b)
+    last_bucket[rank] = b
+
+
+@kernel
+def take_bucket(q):
+    """Pop the smallest bucket and make it the current one; return it."""
+    qs, b_rank, last_bucket = q[0], q[6], q[12]
+    b = heap_pop(q)
+    if last_bucket[b_rank[b]] == b:
+        # Later pushes with this key must open a new bucket behind this one.
+        last_bucket[b_rank[b]] = -1
+    qs[Q_CUR] = b
+    return b
+
+
+@kernel
+def release_bucket(q, b):
+    qs, b_free = q[0], q[10]
+    b_free[qs[Q_B_FREE]] = b
+    qs[Q_B_FREE] += 1
+
+
+@kernel
+def release_event(q, e):
+    qs, ev_free = q[0], q[4]
+    ev_free[qs[Q_EV_FREE]] = e
+    qs[Q_EV_FREE] += 1

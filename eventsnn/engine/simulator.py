@@ -1,0 +1,293 @@
+"""The :class:`Simulator`: load a network, feed an input, run or step through events.
+
+``run()``, ``run(until=t)`` and ``step()`` all call the same jitted kernel
+(:func:`eventsnn.engine.cpu.advance`), so what a notebook shows step by step is
+what a full run does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..encoding import bernoulli_spikes, poisson_process_spikes, sample_rng
+from ..network import Network, NetworkError
+from . import cpu
+from .layout import (C_DST, C_SRC, P_KIND, P_INTEGRATE, P_LEAKY, P_N, P_OFF, Q_CUR, Q_HEAP_N,
+                     ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED, ST_UNTIL)
+from .plan import Plan, flat_input
+from .queue import EventQueue
+
+_STATUS = {ST_EMPTY: "done", ST_UNTIL: "until", ST_PAUSED: "paused"}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One queued event: ``layer`` receives it at ``time`` from ``source[neuron]``.
+
+    A sentinel (``source is None``) carries no spike; it only schedules the
+    layer's update at ``time`` (input emission, recheck, constant current).
+    """
+
+    time: float
+    layer: str
+    source: str | None
+    neuron: int
+
+
+class Simulator:
+    """Event-driven simulation of one network, one input sample at a time.
+
+    Parameters: ``timesteps`` (steps in discrete mode, duration in time units in
+    continuous mode), ``mode`` (``"discrete"`` or ``"continuous"``),
+    ``encoding`` (overrides the network's), ``seed`` and ``poisson_rate`` for
+    rate coding, ``record_spikes`` to keep every spike as (time, layer, neuron).
+    """
+
+    def __init__(self, network, timesteps: int = 100, mode: str = "discrete", encoding: str | None = None,
+                 seed: int = 0, poisson_rate: float = 1.0, record_spikes: bool = False):
+        if isinstance(network, (str, os.PathLike)):
+            from ..io import load_network
+            network = load_network(network)
+        if not isinstance(network, Network):
+            raise NetworkError(f"expected a Network or a path, got {type(network).__name__}")
+        if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) or timesteps < 1:
+            raise NetworkError(f"timesteps must be a positive integer, got {timesteps!r}")
+        if not (np.isfinite(poisson_rate) and poisson_rate > 0):
+            raise NetworkError(f"poisson_rate must be positive, got {poisson_rate!r}")
+        self.network = network
+        self.plan = plan = Plan(network, int(timesteps), mode, encoding)
+        self.timesteps = int(timesteps)
+        self.seed = int(seed)
+        self.poisson_rate = float(poisson_rate)
+        self.record_spikes = bool(record_spikes)
+        n_pops = len(plan.pops)
+        self.layer_names = [p.name for p in plan.pops]
+        n, u = plan.n_neurons, plan.n_units
+        self._v = np.zeros(n, np.float32)
+        self._inp = np.zeros(n, np.float32)
+        self._const = np.zeros(n, np.float32)
+        self._last_t = np.zeros(n, np.float64)
+        self._tflag = np.zeros(u, np.uint8)
+        self._tlist = np.zeros(u, np.int32)
+        self._tn = np.zeros(n_pops, np.int64)
+        self._gate_cnt = np.zeros(plan.n_gate, np.int32)
+        self._gate_last = np.full(plan.n_gate, -1.0, np.float64)
+        self._spike_count = np.zeros(n, np.int32)
+        self._in_time = np.zeros(0, np.float64)
+        self._in_idx = np.zeros(0, np.int32)
+        self._clock = np.zeros(1, np.float64)
+        self.syn_ops = np.zeros((n_pops, self.timesteps), np.int64)
+        self.spikes_per_step = np.zeros((n_pops, self.timesteps), np.int64)
+        self.updates = np.zeros((n_pops, self.timesteps), np.int64)
+        self.analog_macs = np.zeros(n_pops, np.int64)
+        cap = 1 << 12 if record_spikes else 0
+        self._log = (np.zeros(cap, np.float64), np.zeros(cap, np.int32), np.zeros(cap, np.int32),
+                     np.zeros(1, np.int64))
+        self.queue = EventQueue(n_pops)
+        self.events_processed = 0
+        self._loaded = False
+
+    # -- feeding input ---------------------------------------------------------
+    def reset(self, x, sample_index: int = 0, input_spikes=None) -> "Simulator":
+        """Clear all state and load one input sample (H, W, C).
+
+        ``input_spikes`` = (times, indices) replaces the rate encoder with the
+        given input spike train (poisson encoding only).
+        """
+        plan = self.plan
+        xf = flat_input(plan, x)
+        for arr in (self._v, self._inp, self._last_t, self._tflag, self._tn, self._gate_cnt,
+                    self._spike_count, self.syn_ops, self.spikes_per_step, self.updates,
+                    self.analog_macs, self._clock):
+            arr[...] = 0
+        self._gate_last[:] = -1.0
+        self._log[3][0] = 0
+        self._const[:] = plan.const_base
+        self.queue.clear()
+        if plan.encoding == "direct":
+            if input_spikes is not None:
+                raise NetworkError("input_spikes needs poisson encoding")
+            self._in_time = np.zeros(0, np.float64)
+            self._in_idx = np.zeros(0, np.int32)
+            cpu.inject_analog(plan.net_arrays(), self._state(), xf, plan.analog_conns, self.analog_macs)
+            # The analog pass marks touched units; start_sample marks all of them anyway.
+            self._tflag[:] = 0
+            self._tn[:] = 0
+        elif input_spikes is not None:
+            times, idx = (np.asarray(a) for a in input_spikes)
+            order = np.lexsort((idx, times))
+            self._in_time = np.ascontiguousarray(times[order], np.float64)
+            self._in_idx = np.ascontiguousarray(idx[order], np.int32)
+            if self._in_idx.size and (self._in_idx.min() < 0 or self._in_idx.max() >= xf.size):
+                raise NetworkError("input_spikes: neuron index out of range")
+        else:
+            rng = sample_rng(self.seed, sample_index)
+            if plan.continuous:
+                self._in_time, self._in_idx = poisson_process_spikes(xf, self.timesteps, rng, self.poisson_rate)
+            else:
+                self._in_time, self._in_idx = bernoulli_spikes(xf, self.timesteps, rng, self.poisson_rate)
+        self.queue.ensure(len(plan.pops) + 2, len(plan.pops) + 2)
+        cpu.start_sample(plan.net_arrays(), self._state(), self.queue.arrays(), float(self.timesteps))
+        self.events_processed = 0
+        self._loaded = True
+        return self
+
+    def _state(self) -> tuple:
+        return (self._v, self._inp, self._const, self._last_t, self._tflag, self._tlist, self._tn,
+                self._gate_cnt, self._gate_last, self._spike_count, self._in_time, self._in_idx,
+                self._clock)
+
+    # -- running -----------------------------------------------------------------
+    def _advance(self, until: float, max_events: int) -> str:
+        if not self._loaded:
+            raise NetworkError("no input loaded: call reset(x) first")
+        plan = self.plan
+        until = min(float(until), float(self.timesteps))
+        left = max_events
+        while True:
+            status, done = cpu.advance(plan.net_arrays(), self._state(), self.queue.arrays(),
+                                       (self.syn_ops, self.spikes_per_step, self.updates), self._log,
+                                       self.record_spikes, float(self.timesteps), until, left,
+                                       plan.continuous)
+            self.events_processed += done
+            left -= done
+            if status == ST_GROW_QUEUE:
+                self.queue.ensure(self.queue.ev_conn.size + 1, self.queue.b_time.size + 1)
+            elif status == ST_GROW_LOG:
+                self._log = tuple(np.concatenate([a, np.zeros(max(a.size, 1 << 12), a.dtype)])
+                                  for a in self._log[:3]) + (self._log[3],)
+            else:
+                return _STATUS[status]
+
+    def run(self, until: float | None = None) -> str:
+        """Process events until the sample ends (or until the next event is at ``until``).
+
+        Returns ``"done"`` when the queue is empty, ``"until"`` when it stopped
+        at ``until``. Can be resumed by calling again.
+        """
+        return self._advance(np.inf if until is None else until, np.iinfo(np.int64).max)
+
+    def step(self) -> Event | None:
+        """Process exactly one event (and the layer update it completes); return it."""
+        event = self.peek()
+        if event is not None:
+            self._advance(np.inf, 1)
+        return event
+
+    def peek(self) -> Event | None:
+        """The next event to be processed, or None when the sample is finished."""
+        q = self.queue
+        b = int(q.qs[Q_CUR])
+        if b < 0 or q.b_head[b] < 0:
+            if q.qs[Q_HEAP_N] == 0:
+                return None
+            b = int(q.heap[0])
+        t = float(q.b_time[b])
+        if t >= self.timesteps:
+            return None
+        e = int(q.b_head[b])
+        conn = int(q.ev_conn[e])
+        layer = self.layer_names[int(q.b_rank[b])]
+        if conn < 0:
+            return Event(t, layer, None, -1)
+        return Event(t, layer, self.layer_names[int(self.plan.conn_i[conn, C_SRC])], int(q.ev_idx[e]))
+
+    # -- reading state -------------------------------------------------------------
+    @property
+    def time(self) -> float:
+        """Time of the last processed event."""
+        return float(self._clock[0])
+
+    def _pop(self, layer) -> int:
+        if isinstance(layer, (int, np.integer)):
+            if not 0 <= layer < len(self.layer_names):
+                raise KeyError(f"no population {layer}")
+            return int(layer)
+        try:
+            return self.plan.pop_index[layer]
+        except KeyError:
+            raise KeyError(f"no spiking layer named {layer!r}; spiking layers: {self.layer_names[1:]}") from None
+
+    def potentials(self, layer, at: float | None = None) -> np.ndarray:
+        """Membrane potentials of a layer, decayed to time ``at`` (default: now), shape (H, W, C)."""
+        p = self._pop(layer)
+        pop = self.plan.pops[p]
+        if self.plan.pop_i[p, P_KIND] != P_INTEGRATE:
+            raise KeyError(f"layer {pop.name!r} has no membrane potential")
+        sl = self.plan.pop_slice(p)
+        v = self._v[sl].copy()
+        if self.plan.pop_i[p, P_LEAKY]:
+            at = self.time if at is None else float(at)
+            dt = np.maximum(at - self._last_t[sl], 0.0)
+            if self.plan.continuous:
+                v = (v * np.exp(-dt / self.plan.pop_tau[p])).astype(np.float32)
+            else:
+                v = v * self.plan.decay[p, np.minimum(dt, self.timesteps).astype(np.int64)]
+        return v.reshape(pop.shape)
+
+    def spike_counts(self, layer) -> np.ndarray:
+        """Spikes of each neuron of a layer so far, shape (H, W, C)."""
+        p = self._pop(layer)
+        return self._spike_count[self.plan.pop_slice(p)].reshape(self.plan.pops[p].shape).copy()
+
+    def recorded_spikes(self, layer=None):
+        """Recorded spikes as (times, layer ranks, neuron indices), or (times, neurons) of one layer."""
+        if not self.record_spikes:
+            raise NetworkError("spikes were not recorded: create the Simulator with record_spikes=True")
+        n = int(self._log[3][0])
+        t, p, i = (a[:n].copy() for a in self._log[:3])
+        if layer is None:
+            return t, p, i
+        sel = p == self._pop(layer)
+        return t[sel], i[sel]
+
+    def output(self) -> np.ndarray:
+        """The decoded output: spike counts, or final membrane potentials (membrane readout)."""
+        last = len(self.plan.pops) - 1
+        if self.network.decoding == "membrane":
+            end = self.timesteps if self.plan.continuous else self.timesteps - 1
+            return self.potentials(last, at=end).reshape(-1).astype(np.float64)
+        return self._spike_count[self.plan.pop_slice(last)].astype(np.float64)
+
+    def prediction(self) -> int:
+        """The winning class: most output spikes, ties broken by the higher potential."""
+        out = self.output()
+        if self.network.decoding == "membrane":
+            return int(np.argmax(out))
+        best = np.flatnonzero(out == out.max())
+        if best.size > 1 and self.plan.pop_i[-1, P_KIND] == P_INTEGRATE:
+            end = self.timesteps if self.plan.continuous else self.timesteps - 1
+            v = self.potentials(len(self.plan.pops) - 1, at=end).reshape(-1)
+            return int(best[np.argmax(v[best])])
+        return int(best[0])
+
+    def totals(self) -> dict:
+        """Per-layer totals of this sample: spikes, synaptic ops, neuron updates, analog MACs."""
+        return {"spikes": self.spikes_per_step.sum(axis=1), "syn_ops": self.syn_ops.sum(axis=1),
+                "updates": self.updates.sum(axis=1), "analog_macs": self.analog_macs.copy()}
+
+    @property
+    def neurons(self) -> np.ndarray:
+        return self.plan.pop_i[:, P_N].copy()
+
+    def snapshot(self) -> dict:
+        """A copy of the whole simulation state (restore it with :meth:`restore`)."""
+        arrays = {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return {"arrays": arrays, "log": tuple(a.copy() for a in self._log),
+                "queue": self.queue.snapshot(), "events": self.events_processed, "loaded": self._loaded}
+
+    def restore(self, snap: dict) -> None:
+        for k, v in snap["arrays"].items():
+            setattr(self, k, v.copy())
+        self._log = tuple(a.copy() for a in snap["log"])
+        self.queue.restore(snap["queue"])
+        self.events_processed = snap["events"]
+        self._loaded = snap["loaded"]
+
+    def connection_targets(self) -> list:
+        """(source layer, target layer) of each connection, in connection order."""
+        return [(self.layer_names[int(r[C_SRC])], self.layer_names[int(r[C_DST])]) for r in self.plan.conn_i]
+

@@ -1,0 +1,203 @@
+"""The native network file: HDF5, format ``eventsnn.network`` version 1.
+
+Layout (documented in docs/FORMAT.md)::
+
+    /                attrs: format="eventsnn.network", version=1,
+                            input_shape (int64[3] or [1]), encoding, decoding,
+                            provenance (JSON text)
+    /layers          attrs: count
+    /layers/NNNN     attrs: name, kind, inputs (JSON list of names),
+                            kernel, stride, padding (int64[2]; absent if unused),
+                            delay (float64)
+                     datasets: weight (float32), bias (float32, optional)
+    /layers/NNNN/neuron   attrs: kind ("if"|"lif"), reset ("subtract"|"zero"),
+                                 leak (float64); dataset: threshold (float32,
+                                 scalar or per channel)
+
+Weights are channel-last: conv (kh, kw, C_in, C_out), dense (N_in, N_out) with
+rows in HWC flatten order. Nothing is pickled; every load is validated and a
+bad file raises :class:`NetworkError` naming the file, the layer and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import h5py
+import numpy as np
+
+from ..network import Layer, Network, NetworkError, Neuron
+from .atomic import atomic_path
+
+FORMAT = "eventsnn.network"
+VERSION = 1
+
+
+def save_network(net: Network, path) -> None:
+    """Validate ``net`` and write it to ``path`` (atomically)."""
+    net.shapes()
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["version"] = VERSION
+            f.attrs["input_shape"] = np.asarray(net.input_shape, np.int64)
+            f.attrs["encoding"] = net.encoding
+            f.attrs["decoding"] = net.decoding
+            f.attrs["provenance"] = json.dumps(net.provenance, default=_json_default)
+            group = f.create_group("layers")
+            group.attrs["count"] = len(net.layers)
+            for i, layer in enumerate(net.layers):
+                g = group.create_group(f"{i:04d}")
+                g.attrs["name"] = layer.name
+                g.attrs["kind"] = layer.kind
+                g.attrs["inputs"] = json.dumps(list(layer.inputs))
+                g.attrs["delay"] = float(layer.delay)
+                if layer.kind in ("conv2d", "avgpool2d", "maxpool2d"):
+                    g.attrs["stride"] = np.asarray(layer.stride, np.int64)
+                    g.attrs["padding"] = np.asarray(layer.padding, np.int64)
+                if layer.kind in ("avgpool2d", "maxpool2d"):
+                    g.attrs["kernel"] = np.asarray(layer.kernel, np.int64)
+                if layer.weight is not None:
+                    g.create_dataset("weight", data=np.asarray(layer.weight, np.float32))
+                if layer.bias is not None:
+                    g.create_dataset("bias", data=np.asarray(layer.bias, np.float32))
+                if layer.neuron is not None:
+                    n = g.create_group("neuron")
+                    n.attrs["kind"] = layer.neuron.kind
+                    n.attrs["reset"] = layer.neuron.reset
+                    n.attrs["leak"] = float(layer.neuron.leak)
+                    n.create_dataset("threshold", data=np.asarray(layer.neuron.threshold, np.float32))
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+def load_network(path) -> Network:
+    """Read and validate a network file; raise NetworkError naming what is wrong."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise NetworkError(f"{path}: no such network file")
+    if os.path.isdir(path):
+        raise NetworkError(f"{path}: is a directory, not a network file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise NetworkError(f"{path}: not a readable HDF5 file (truncated or another format): {exc}") from None
+    try:
+        with f:
+            net = _read(f, path)
+    except NetworkError as exc:
+        msg = str(exc)
+        raise NetworkError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise NetworkError(f"{path}: damaged network file: {exc}") from None
+    try:
+        net.shapes()
+    except NetworkError as exc:
+        raise NetworkError(f"{path}: {exc}") from None
+    return net
+
+
+def _attr(obj, key, where, kind=str, required=True, default=None):
+    if key not in obj.attrs:
+        if required:
+            raise NetworkError(f"{where}: field '{key}' is missing")
+        return default
+    value = obj.attrs[key]
+    if kind is str:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if not isinstance(value, str):
+            raise NetworkError(f"{where}: field '{key}' must be text, got {type(value).__name__}")
+        return value
+    try:
+        arr = np.asarray(value)
+        if kind is float:
+            return float(arr.reshape(()))
+        if kind == "ints":
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise TypeError
+            return tuple(int(v) for v in arr.reshape(-1))
+    except (TypeError, ValueError):
+        raise NetworkError(f"{where}: field '{key}' has the wrong type ({value!r})") from None
+    raise AssertionError(kind)  # unreachable: programming error, not user input
+
+
+def _dataset(g, key, where, required):
+    if key not in g:
+        if required:
+            raise NetworkError(f"{where}: field '{key}' is missing")
+        return None
+    obj = g[key]
+    if not isinstance(obj, h5py.Dataset):
+        raise NetworkError(f"{where}: field '{key}' must be a dataset")
+    if obj.dtype.kind not in "fiu":
+        raise NetworkError(f"{where}: field '{key}' must be numeric, got dtype {obj.dtype}")
+    if obj.size > (1 << 31):
+        raise NetworkError(f"{where}: field '{key}' is absurdly large ({obj.shape})")
+    return np.asarray(obj[()], dtype=np.float32)
+
+
+def _read(f: h5py.File, path: str) -> Network:
+    where = "file"
+    fmt = _attr(f, "format", where)
+    if fmt != FORMAT:
+        raise NetworkError(f"{where}: field 'format' is {fmt!r}, not {FORMAT!r}")
+    version = int(np.asarray(f.attrs.get("version", -1)).reshape(()))
+    if version != VERSION:
+        raise NetworkError(f"{where}: format version {version} is not supported (this eventsnn reads version {VERSION})")
+    input_shape = _attr(f, "input_shape", where, "ints")
+    encoding = _attr(f, "encoding", where)
+    decoding = _attr(f, "decoding", where)
+    try:
+        provenance = json.loads(_attr(f, "provenance", where, required=False, default="{}"))
+    except json.JSONDecodeError:
+        raise NetworkError(f"{where}: field 'provenance' is not valid JSON") from None
+    if "layers" not in f or not isinstance(f["layers"], h5py.Group):
+        raise NetworkError(f"{where}: group 'layers' is missing")
+    group = f["layers"]
+    count = int(np.asarray(group.attrs.get("count", -1)).reshape(()))
+    if count < 1 or count > 100000:
+        raise NetworkError(f"layers: field 'count' is missing or invalid ({count})")
+    layers = []
+    for i in range(count):
+        key = f"{i:04d}"
+        if key not in group:
+            raise NetworkError(f"layer {i}: group 'layers/{key}' is missing")
+        layers.append(_read_layer(group[key], i))
+    return Network(input_shape=input_shape, layers=layers, encoding=encoding,
+                   decoding=decoding, provenance=provenance)
+
+
+def _read_layer(g, i: int) -> Layer:
+    where = f"layer {i}"
+    name = _attr(g, "name", where)
+    where = f"layer {i} ({name!r})"
+    kind = _attr(g, "kind", where)
+    try:
+        inputs = json.loads(_attr(g, "inputs", where))
+    except json.JSONDecodeError:
+        raise NetworkError(f"{where}: field 'inputs' is not a JSON list") from None
+    if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
+        raise NetworkError(f"{where}: field 'inputs' must be a list of layer names")
+    layer = Layer(name=name, kind=kind, inputs=tuple(inputs))
+    layer.delay = _attr(g, "delay", where, float, required=False, default=0.0)
+    layer.stride = _attr(g, "stride", where, "ints", required=False, default=None)
+    layer.padding = _attr(g, "padding", where, "ints", required=False, default=(0, 0))
+    layer.kernel = _attr(g, "kernel", where, "ints", required=False, default=())
+    layer.weight = _dataset(g, "weight", where, required=kind in ("conv2d", "dense"))
+    layer.bias = _dataset(g, "bias", where, required=False)
+    if "neuron" in g:
+        n = g["neuron"]
+        nwhere = f"{where}: neuron"
+        threshold = _dataset(n, "threshold", nwhere, required=True)
+        layer.neuron = Neuron(kind=_attr(n, "kind", nwhere), threshold=threshold,
+                              reset=_attr(n, "reset", nwhere),
+                              leak=_attr(n, "leak", nwhere, float))
+    return layer
