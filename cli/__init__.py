@@ -1,1 +1,1 @@
-"""The eventsnn command line (installed as eventsnn.cli)."""
+"""The eventsnn command line (installed as ``eventsnn.cli``; entry point ``eventsnn.cli.main:main``)."""

@@ -1,0 +1,1 @@
+"""Files shipped with eventsnn: the default network and the Fashion-MNIST sample."""

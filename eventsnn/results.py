@@ -1,0 +1,141 @@
+"""Run a network over a data set and keep every count: per sample, per layer, per step.
+
+``RunResult.save`` writes HDF5 (format ``eventsnn.results`` version 1) through a
+temporary file renamed into place:
+
+    /            attrs: format, version, settings (JSON), layers (JSON list)
+    neurons      int64[L]            neurons per layer (L: input + spiking layers)
+    predictions  int64[S]; labels int64[S] (if known); outputs float64[S, K]
+    spikes, syn_ops, updates, analog_macs     int64[S, L]   per sample and layer
+    spikes_per_step, syn_ops_per_step, updates_per_step
+                                      int64[L, T]   summed over samples
+    seconds      float64[S]          wall time of each sample
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+from .engine.simulator import Simulator
+from .io.atomic import atomic_path
+from .network import NetworkError
+
+RESULTS_FORMAT = "eventsnn.results"
+RESULTS_VERSION = 1
+
+
+@dataclass
+class RunResult:
+    layers: list
+    neurons: np.ndarray
+    timesteps: int
+    predictions: np.ndarray
+    labels: np.ndarray | None
+    outputs: np.ndarray
+    spikes: np.ndarray
+    syn_ops: np.ndarray
+    updates: np.ndarray
+    analog_macs: np.ndarray
+    spikes_per_step: np.ndarray
+    syn_ops_per_step: np.ndarray
+    updates_per_step: np.ndarray
+    seconds: np.ndarray
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def samples(self) -> int:
+        return int(self.predictions.size)
+
+    @property
+    def accuracy(self) -> float | None:
+        if self.labels is None or self.samples == 0:
+            return None
+        return float(np.mean(self.predictions == self.labels))
+
+    def layer_table(self) -> list:
+        """Per layer, averaged per sample: neurons, spikes, rate per neuron per step, syn ops."""
+        rows = []
+        s = max(self.samples, 1)
+        for i, name in enumerate(self.layers):
+            spikes = self.spikes[:, i].sum() / s
+            rows.append({
+                "layer": name,
+                "neurons": int(self.neurons[i]),
+                "spikes_per_sample": float(spikes),
+                "spike_rate": float(spikes / (self.neurons[i] * self.timesteps)),
+                "syn_ops_per_sample": float(self.syn_ops[:, i].sum() / s),
+                "neuron_updates_per_sample": float(self.updates[:, i].sum() / s),
+                "analog_macs_per_sample": float(self.analog_macs[:, i].sum() / s),
+            })
+        return rows
+
+    def summary(self) -> dict:
+        return {
+            "settings": self.settings,
+            "samples": self.samples,
+            "accuracy": self.accuracy,
+            "seconds_per_sample": float(np.mean(self.seconds)) if self.samples else None,
+            "syn_ops_per_sample": float(self.syn_ops.sum() / max(self.samples, 1)),
+            "spikes_per_sample": float(self.spikes[:, 1:].sum() / max(self.samples, 1)),
+            "layers": self.layer_table(),
+        }
+
+    def save(self, path) -> None:
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["format"] = RESULTS_FORMAT
+                f.attrs["version"] = RESULTS_VERSION
+                f.attrs["settings"] = json.dumps(self.settings)
+                f.attrs["layers"] = json.dumps(self.layers)
+                f.attrs["timesteps"] = self.timesteps
+                for key in ("neurons", "predictions", "outputs", "spikes", "syn_ops", "updates",
+                            "analog_macs", "spikes_per_step", "syn_ops_per_step",
+                            "updates_per_step", "seconds"):
+                    f.create_dataset(key, data=getattr(self, key))
+                if self.labels is not None:
+                    f.create_dataset("labels", data=self.labels)
+
+
+def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None = None,
+                mode: str = "discrete", seed: int = 0, poisson_rate: float = 1.0,
+                progress=None, settings: dict | None = None) -> RunResult:
+    """Simulate every sample of ``x`` (N, H, W, C); ``progress(n)`` is called after each."""
+    x = np.asarray(x)
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise NetworkError("no samples to run")
+    sim = Simulator(network, timesteps=timesteps, mode=mode, encoding=encoding, seed=seed,
+                    poisson_rate=poisson_rate)
+    n, n_layers = x.shape[0], len(sim.layer_names)
+    per_sample = {k: np.zeros((n, n_layers), np.int64) for k in ("spikes", "syn_ops", "updates", "analog_macs")}
+    per_step = {k: np.zeros((n_layers, sim.timesteps), np.int64) for k in ("spikes", "syn_ops", "updates")}
+    outputs, predictions, seconds = [], np.zeros(n, np.int64), np.zeros(n, np.float64)
+    for i in range(n):
+        start = time.perf_counter()
+        sim.reset(x[i], sample_index=i)
+        sim.run()
+        seconds[i] = time.perf_counter() - start
+        predictions[i] = sim.prediction()
+        outputs.append(sim.output())
+        totals = sim.totals()
+        for k in per_sample:
+            per_sample[k][i] = totals[k]
+        per_step["spikes"] += sim.spikes_per_step
+        per_step["syn_ops"] += sim.syn_ops
+        per_step["updates"] += sim.updates
+        if progress is not None:
+            progress(1)
+    labels = None if y is None else np.asarray(y, np.int64)[:n]
+    info = {"timesteps": sim.timesteps, "mode": mode, "encoding": sim.plan.encoding, "seed": seed,
+            "poisson_rate": poisson_rate, "decoding": sim.network.decoding}
+    info.update(settings or {})
+    return RunResult(layers=list(sim.layer_names), neurons=sim.neurons, timesteps=sim.timesteps,
+                     predictions=predictions, labels=labels, outputs=np.array(outputs),
+                     spikes=per_sample["spikes"], syn_ops=per_sample["syn_ops"],
+                     updates=per_sample["updates"], analog_macs=per_sample["analog_macs"],
+                     spikes_per_step=per_step["spikes"], syn_ops_per_step=per_step["syn_ops"],
+                     updates_per_step=per_step["updates"], seconds=seconds, settings=info)

@@ -1,0 +1,292 @@
+"""Slow, obviously-correct references for the event engine.
+
+- Connectivity as dense matrices built by enumerating every (output, tap) pair.
+- ``simulate_discrete``: a clock-driven numpy simulation, every neuron every step.
+- ``simulate_continuous``: a heapq event loop over the dense matrices.
+- Synaptic ops: brute force, every (spike, target) pair with a synapse.
+
+Neuron update, identical in all three (float32 arithmetic in this order)::
+
+    V <- (V * leak**dt + I_spikes) + I_const ;  spike if V >= theta ; reset
+
+Nothing here imports the engine's kernels or connectivity code.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+
+def conv_matrix(in_shape, weight, stride, padding):
+    h, w, c = in_shape
+    kh, kw, ci, co = weight.shape
+    oh = (h + 2 * padding[0] - kh) // stride[0] + 1
+    ow = (w + 2 * padding[1] - kw) // stride[1] + 1
+    m = np.zeros((h * w * c, oh * ow * co), np.float64)
+    s = np.zeros(m.shape, bool)
+    for oy in range(oh):
+        for ox in range(ow):
+            for ky in range(kh):
+                for kx in range(kw):
+                    y = oy * stride[0] - padding[0] + ky
+                    x = ox * stride[1] - padding[1] + kx
+                    if not (0 <= y < h and 0 <= x < w):
+                        continue
+                    for cc in range(c):
+                        i = (y * w + x) * c + cc
+                        for o in range(co):
+                            j = (oy * ow + ox) * co + o
+                            m[i, j] += weight[ky, kx, cc, o]
+                            s[i, j] = True
+    return m, s
+
+
+def pool_matrix(in_shape, kernel, stride, value):
+    h, w, c = in_shape
+    oh = (h - kernel[0]) // stride[0] + 1
+    ow = (w - kernel[1]) // stride[1] + 1
+    m = np.zeros((h * w * c, oh * ow * c), np.float64)
+    for oy in range(oh):
+        for ox in range(ow):
+            for ky in range(kernel[0]):
+                for kx in range(kernel[1]):
+                    y, x = oy * stride[0] + ky, ox * stride[1] + kx
+                    for cc in range(c):
+                        m[(y * w + x) * c + cc, (oy * ow + ox) * c + cc] = value
+    return m, m != 0
+
+
+class RefConn:
+    def __init__(self, src, matrix, mask, kind, delay=0.0):
+        self.src, self.matrix, self.mask, self.kind, self.delay = src, matrix, mask, kind, delay
+        self.fanout = mask.sum(axis=1)
+
+
+class RefPop:
+    def __init__(self, name, layer, shape):
+        self.name, self.layer, self.shape = name, layer, shape
+        self.n = int(np.prod(shape))
+        self.conns = []
+        self.bias = np.zeros(self.n, np.float32)
+        self.gate = layer is not None and layer.kind == "maxpool2d"
+
+    @property
+    def block(self):
+        if self.gate or self.layer is None:
+            return 1
+        if all(c.kind in ("conv2d", "dense") for c in self.conns):
+            return self.shape[2]
+        return 1
+
+
+def build(net):
+    """Populations (input first, then spiking layers) with dense incoming connections."""
+    shapes = net.shapes()
+    pops = [RefPop("input", None, shapes["input"])]
+    index = {"input": 0}
+
+    def source(name):
+        while name != "input" and net.layer(name).kind == "flatten":
+            name = net.layer(name).inputs[0]
+        return index[name]
+
+    def conn_of(layer, pop):
+        src_shape = shapes[layer.inputs[0]]
+        if layer.kind == "conv2d":
+            m, s = conv_matrix(src_shape, layer.weight.astype(np.float64), layer.stride, layer.padding)
+        elif layer.kind == "dense":
+            m = layer.weight.astype(np.float64)
+            s = np.ones(m.shape, bool)
+        elif layer.kind == "avgpool2d":
+            m, s = pool_matrix(src_shape, layer.kernel, layer.stride, np.float32(1.0 / (layer.kernel[0] * layer.kernel[1])))
+        else:
+            m, s = pool_matrix(src_shape, layer.kernel, layer.stride, 1.0)
+        if layer.bias is not None:
+            pop.bias += np.broadcast_to(layer.bias, pop.shape).reshape(-1)
+        return RefConn(source(layer.inputs[0]), m, s, layer.kind, layer.delay)
+
+    for layer in net.layers:
+        if not layer.spiking:
+            continue
+        pop = RefPop(layer.name, layer, shapes[layer.name])
+        index[layer.name] = len(pops)
+        pops.append(pop)
+        if layer.kind != "add":
+            pop.conns.append(conn_of(layer, pop))
+            continue
+        for name in layer.inputs:
+            if name != "input" and not net.layer(name).spiking:
+                pop.conns.append(conn_of(net.layer(name), pop))
+            else:
+                pop.conns.append(RefConn(source(name), np.eye(pop.n), np.eye(pop.n, dtype=bool), "ident", layer.delay))
+    return pops
+
+
+def _params(pop, net):
+    neuron = pop.layer.neuron
+    thr = np.broadcast_to(np.asarray(neuron.threshold, np.float32), pop.shape).reshape(-1).copy()
+    spiking = not (pop is not None and net.decoding == "membrane" and pop.layer is net.layers[-1])
+    return thr, np.float32(neuron.leak), neuron.reset == "subtract", spiking
+
+
+def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
+    """Clock-driven reference. Returns dict with per-population rasters [T, N],
+    syn_ops [P, T], updates [P, T], analog_macs [P], final potentials."""
+    pops = build(net)
+    n_in = pops[0].n
+    x = np.asarray(x, np.float32).reshape(-1)
+    P, T = len(pops), timesteps
+    raster = [np.zeros((T, p.n), bool) for p in pops]
+    syn = np.zeros((P, T), np.int64)
+    upd = np.zeros((P, T), np.int64)
+    macs = np.zeros(P, np.int64)
+    v = [np.zeros(p.n, np.float32) for p in pops]
+    const = [p.bias.copy() for p in pops]
+    counts = {}
+    if encoding == "direct":
+        for k, p in enumerate(pops):
+            for c in p.conns:
+                if c.src == 0:
+                    const[k] = const[k] + (x.astype(np.float64) @ c.matrix).astype(np.float32)
+                    macs[k] += int(c.fanout[x != 0].sum())
+    else:
+        raster[0][:] = input_raster.astype(bool)
+    recheck = [np.zeros(p.n, bool) for p in pops]
+    has_const = [bool(np.any(p.bias != 0) or (encoding == "direct" and any(c.src == 0 for c in p.conns)))
+                 for p in pops]
+    # A layer with a (possibly zero) bias is constant-driven in the engine too.
+    for k, p in enumerate(pops[1:], start=1):
+        if p.layer.kind != "add" and p.layer.bias is not None:
+            has_const[k] = True
+        for name in p.layer.inputs if p.layer.kind == "add" else ():
+            if name != "input" and not net.layer(name).spiking and net.layer(name).bias is not None:
+                has_const[k] = True
+    for t in range(T):
+        for k in range(1, P):
+            p = pops[k]
+            touched = np.zeros(p.n, bool)
+            current = np.zeros(p.n, np.float64)
+            for c in p.conns:
+                if encoding == "direct" and c.src == 0:
+                    continue
+                s = raster[c.src][t]
+                syn[k, t] += int(c.fanout[s].sum())
+                touched |= c.mask[s].any(axis=0)
+                current += s.astype(np.float64) @ c.matrix
+            if p.gate:
+                c = p.conns[0]
+                cnt = counts.setdefault(k, np.zeros(pops[c.src].n, np.int64))
+                s = raster[c.src][t]
+                cnt += s
+                for j in np.flatnonzero(touched):
+                    window = np.flatnonzero(c.mask[:, j])
+                    top = cnt[window].max()
+                    raster[k][t, j] = bool(np.any(s[window] & (cnt[window] == top)))
+                upd[k, t] = touched.sum()
+                continue
+            thr, leak, subtract, spiking = _params(p, net)
+            block = p.block
+            units = (touched | recheck[k]).reshape(-1, block).any(axis=1)
+            if has_const[k]:
+                units[:] = True
+            upd[k, t] = units.sum() * block
+            vv = (v[k] * leak + current.astype(np.float32)) + const[k]
+            fired = (vv >= thr) & spiking
+            raster[k][t] = fired
+            if subtract:
+                vv = np.where(fired, vv - thr, vv).astype(np.float32)
+                recheck[k] = fired & (vv >= thr)
+                recheck[k] = np.repeat(recheck[k].reshape(-1, block).any(axis=1), block)
+            else:
+                vv = np.where(fired, np.float32(0), vv).astype(np.float32)
+            v[k] = vv
+    return {"pops": pops, "raster": raster, "syn_ops": syn, "updates": upd, "analog_macs": macs, "v": v}
+
+
+def simulate_continuous(net, in_times, in_idx, duration):
+    """Independent heapq event loop (poisson input, no constant currents).
+
+    Simultaneous arrivals at one layer (same time) are summed before the
+    threshold check; a neuron above threshold after a subtractive reset is
+    rechecked one time unit later. Returns spikes as a list of
+    (time, population, neuron) and syn_ops per population.
+    """
+    pops = build(net)
+    P = len(pops)
+    v = [np.zeros(p.n, np.float32) for p in pops]
+    inp = [np.zeros(p.n, np.float32) for p in pops]
+    last = [np.zeros(p.n, np.float64) for p in pops]
+    counts = [np.zeros(pops[p.conns[0].src].n, np.int64) if p.gate else None for p in pops]
+    gate_last = [np.full(pops[p.conns[0].src].n, -1.0) if p.gate else None for p in pops]
+    out_conns = [[(k, c) for k in range(P) for c in pops[k].conns if c.src == src] for src in range(P)]
+    heap, seq = [], 0
+    for t, i in zip(in_times, in_idx):
+        heapq.heappush(heap, (float(t), 0, seq, None, int(i)))
+        seq += 1
+    spikes = []
+    syn = np.zeros(P, np.int64)
+    # Units left above threshold join the layer's next update, at the latest
+    # one time unit later (when a sentinel event is due).
+    pending = [np.zeros(p.n, bool) for p in pops]
+
+    def emit(k, j, t):
+        nonlocal seq
+        spikes.append((t, k, j))
+        for dst, c in out_conns[k]:
+            heapq.heappush(heap, (t + c.delay, dst, seq, c, j))
+            seq += 1
+
+    while heap and heap[0][0] < duration:
+        t, k = heap[0][0], heap[0][1]
+        batch = []
+        while heap and heap[0][0] == t and heap[0][1] == k:
+            batch.append(heapq.heappop(heap))
+        if k == 0:
+            for _, _, _, _, i in batch:
+                emit(0, i, t)
+            continue
+        p = pops[k]
+        touched = np.zeros(p.n, bool)
+        for _, _, _, c, i in batch:
+            if c is None:  # sentinel: only schedules the update
+                continue
+            syn[k] += c.fanout[i]
+            touched |= c.mask[i]
+            inp[k] += c.matrix[i].astype(np.float32)
+            if p.gate:
+                counts[k][i] += 1
+                gate_last[k][i] = t
+        if p.gate:
+            c = p.conns[0]
+            for j in np.flatnonzero(touched):
+                window = np.flatnonzero(c.mask[:, j])
+                top = counts[k][window].max()
+                if np.any((gate_last[k][window] == t) & (counts[k][window] == top)):
+                    emit(k, int(j), t)
+            continue
+        thr, _, subtract, spiking = _params(p, net)
+        tau = p.layer.neuron.tau
+        units = (touched | pending[k]).reshape(-1, p.block).any(axis=1)
+        pending[k][:] = False
+        for u in np.flatnonzero(units):
+            n0 = u * p.block
+            f = np.float32(1.0) if math.isinf(tau) else np.float32(math.exp(-(t - last[k][n0]) / tau))
+            again = False
+            for n in range(n0, n0 + p.block):
+                vv = v[k][n] * f + inp[k][n]
+                inp[k][n] = 0
+                last[k][n] = t
+                if spiking and vv >= thr[n]:
+                    vv = vv - thr[n] if subtract else np.float32(0)
+                    again |= bool(subtract and vv >= thr[n])
+                    emit(k, n, t)
+                v[k][n] = vv
+            if again:
+                pending[k][n0:n0 + p.block] = True
+        if pending[k].any() and t + 1.0 < duration:
+            heapq.heappush(heap, (t + 1.0, k, seq, None, -1))
+            seq += 1
+    return spikes, syn
