@@ -195,6 +195,7 @@ def _check_array(arr, what: str, where: str, shape=None) -> np.ndarray:
 
 def _validate_neuron(neuron: Neuron, channels: int, where: str) -> None:
     where = f"{where}: neuron"
+    neuron.kind, neuron.reset = str(neuron.kind), str(neuron.reset)
     if neuron.kind not in NEURON_KINDS:
         raise NetworkError(f"{where}: field 'kind': unknown neuron kind {neuron.kind!r} (known: {', '.join(NEURON_KINDS)})")
     if neuron.reset not in RESETS:
@@ -226,6 +227,7 @@ def infer_shapes(net: Network) -> dict:
         raise NetworkError("network: it has no layers")
     consumers: dict = {}
     for i, layer in enumerate(net.layers):
+        layer.name, layer.kind = str(layer.name), str(layer.kind)
         where = f"layer {i} ({layer.name!r})"
         if not layer.name or layer.name == "input" or layer.name in shapes:
             raise NetworkError(f"{where}: field 'name': empty, reserved or duplicate name")

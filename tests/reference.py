@@ -155,6 +155,7 @@ def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
     else:
         raster[0][:] = input_raster.astype(bool)
     recheck = [np.zeros(p.n, bool) for p in pops]
+    vpre = [np.zeros((T, p.n), np.float32) for p in pops]  # potentials before reset
     has_const = [bool(np.any(p.bias != 0) or (encoding == "direct" and any(c.src == 0 for c in p.conns)))
                  for p in pops]
     # A layer with a (possibly zero) bias is constant-driven in the engine too.
@@ -194,6 +195,7 @@ def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
                 units[:] = True
             upd[k, t] = units.sum() * block
             vv = (v[k] * leak + current.astype(np.float32)) + const[k]
+            vpre[k][t] = vv
             fired = (vv >= thr) & spiking
             raster[k][t] = fired
             if subtract:
@@ -203,7 +205,8 @@ def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
             else:
                 vv = np.where(fired, np.float32(0), vv).astype(np.float32)
             v[k] = vv
-    return {"pops": pops, "raster": raster, "syn_ops": syn, "updates": upd, "analog_macs": macs, "v": v}
+    return {"pops": pops, "raster": raster, "syn_ops": syn, "updates": upd, "analog_macs": macs, "v": v,
+            "v_before_reset": vpre}
 
 
 def simulate_continuous(net, in_times, in_idx, duration):

@@ -1,0 +1,143 @@
+"""The Simulator API: run, run(until), step, peek, state, seeds, snapshot/restore."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eventsnn.engine.simulator import Simulator
+from eventsnn.network import NetworkError
+
+from netgen import random_input, random_network
+
+
+def _net_and_input(seed, encoding="poisson"):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, encoding, decoding="spikes")
+    return net, random_input(rng, net)
+
+
+def _final(sim):
+    return ([sim.spike_counts(p).copy() for p in range(1, len(sim.layer_names))],
+            sim.syn_ops.copy(), sim.updates.copy(), sim.recorded_spikes())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_step_by_step_equals_full_run(seed):
+    net, x = _net_and_input(seed)
+    full = Simulator(net, timesteps=15, seed=seed, record_spikes=True)
+    full.reset(x)
+    full.run()
+    stepped = Simulator(net, timesteps=15, seed=seed, record_spikes=True)
+    stepped.reset(x)
+    n = 0
+    while True:
+        nxt = stepped.peek()
+        ev = stepped.step()
+        assert ev == nxt
+        if ev is None:
+            break
+        n += 1
+    assert n == full.events_processed == stepped.events_processed
+    a, b = _final(full), _final(stepped)
+    for x1, x2 in zip(a[0], b[0]):
+        np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[2], b[2])
+    for x1, x2 in zip(a[3], b[3]):
+        np.testing.assert_array_equal(x1, x2)
+
+
+def test_run_until_is_resumable():
+    net, x = _net_and_input(3)
+    whole = Simulator(net, timesteps=20, seed=1)
+    whole.reset(x)
+    whole.run()
+    parts = Simulator(net, timesteps=20, seed=1)
+    parts.reset(x)
+    for until in (0.5, 3, 7, 7, 12.5):
+        assert parts.run(until=until) == "until"
+        nxt = parts.peek()
+        assert nxt is None or nxt.time >= until
+        assert parts.spikes_per_step[:, int(np.ceil(until)):].sum() == 0
+    assert parts.run() == "done"
+    np.testing.assert_array_equal(whole.syn_ops, parts.syn_ops)
+    np.testing.assert_array_equal(whole.spikes_per_step, parts.spikes_per_step)
+
+
+def test_snapshot_restore_then_run_equals_uninterrupted():
+    net, x = _net_and_input(4)
+    sim = Simulator(net, timesteps=20, seed=2, record_spikes=True)
+    sim.reset(x)
+    sim.run(until=6)
+    snap = sim.snapshot()
+    sim.run()
+    first = _final(sim)
+    sim.restore(snap)
+    assert sim.run() == "done"
+    second = _final(sim)
+    for x1, x2 in zip(first[0], second[0]):
+        np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_same_seed_same_spikes_different_seed_differs():
+    net, x = _net_and_input(5)
+    results = []
+    for seed in (11, 11, 12):
+        sim = Simulator(net, timesteps=30, seed=seed, record_spikes=True)
+        sim.reset(x, sample_index=3)
+        sim.run()
+        results.append((sim.recorded_spikes(), sim.syn_ops.copy()))
+    for a, b in zip(results[0][0], results[1][0]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    t0, p0, _ = results[0][0]
+    t2, p2, _ = results[2][0]
+    assert not (np.array_equal(t0, t2) and np.array_equal(p0, p2))
+
+
+def test_state_views_have_layer_shapes():
+    net, x = _net_and_input(6, encoding="direct")
+    sim = Simulator(net, timesteps=10)
+    sim.reset(x)
+    sim.run()
+    shapes = net.shapes()
+    for layer in net.layers:
+        if layer.spiking:
+            assert sim.spike_counts(layer.name).shape == shapes[layer.name]
+        if layer.neuron is not None:
+            assert sim.potentials(layer.name).shape == shapes[layer.name]
+    with pytest.raises(KeyError):
+        sim.potentials("no-such-layer")
+
+
+def test_queue_grows_under_load():
+    """Far more simultaneous events than the initial capacity: the kernel asks to grow, resumes."""
+    net, x = _net_and_input(7)
+    sim = Simulator(net, timesteps=10, seed=0)
+    sim.queue.__init__(len(sim.layer_names), capacity=4, bucket_capacity=2)
+    sim.reset(np.ones_like(x))
+    sim.run()
+    ref = Simulator(net, timesteps=10, seed=0)
+    ref.reset(np.ones_like(x))
+    ref.run()
+    np.testing.assert_array_equal(sim.syn_ops, ref.syn_ops)
+    assert sim.queue.ev_conn.size > 4
+
+
+def test_bad_arguments():
+    net, x = _net_and_input(8)
+    with pytest.raises(NetworkError, match="timesteps"):
+        Simulator(net, timesteps=-1)
+    with pytest.raises(NetworkError, match="timesteps"):
+        Simulator(net, timesteps=0)
+    sim = Simulator(net, timesteps=5)
+    with pytest.raises(NetworkError, match="reset"):
+        sim.run()
+    with pytest.raises(NetworkError, match="shape"):
+        sim.reset(np.zeros((3, 3, 7)))
+    with pytest.raises(NetworkError, match="NaN"):
+        sim.reset(np.full(x.shape, np.nan))
+    with pytest.raises(NetworkError, match="continuous"):
+        Simulator(net, timesteps=5, mode="continuous", encoding="direct")
