@@ -121,14 +121,20 @@ def main():
 @click.option("--output", type=click.Path(dir_okay=False),
               help="Write all counts to this HDF5 results file.")
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
+@click.option("--sweep-timesteps", "sweep", default=None, metavar="T1,T2,...",
+              help="Also report accuracy, spikes and synaptic ops after each of these timesteps, "
+                   "read off the same simulation (runs max(T) steps).")
 def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate, as_json,
-        output, no_progress):
+        output, no_progress, sweep):
     """Simulate a network on a data set and report accuracy and operation counts."""
     from eventsnn.datasets import load_dataset
     from eventsnn.io import load_network
     from eventsnn.results import run_dataset
 
     _check_output_dir(output)
+    checkpoints = _parse_sweep(sweep)
+    if checkpoints:
+        timesteps = max(checkpoints)
     with contextlib.ExitStack() as stack:
         if net_path is None:
             net_path = _shipped(stack, DEFAULT_NET, "network", "--net")
@@ -143,10 +149,10 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
             "command": "eventsnn run",
             "options": {"timesteps": timesteps, "samples": samples, "encoding": encoding,
                         "mode": mode, "seed": seed, "poisson_rate": poisson_rate,
-                        "output": output},
+                        "output": output, "sweep_timesteps": checkpoints},
         }
         kwargs = dict(y=data.y, timesteps=timesteps, encoding=encoding, mode=mode, seed=seed,
-                      poisson_rate=poisson_rate, settings=settings)
+                      poisson_rate=poisson_rate, settings=settings, checkpoints=checkpoints)
         with _user_errors():
             if no_progress or x.shape[0] <= 1:
                 result = run_dataset(net, x, **kwargs)
@@ -181,6 +187,99 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
     click.echo()
     for line in _format_table(summary["layers"], result.timesteps):
         click.echo(line)
+    if summary["sweep"]:
+        click.echo()
+        click.echo(f"{'timesteps':>9}  {'accuracy':>8}  {'spikes/sample':>14}  {'syn ops/sample':>16}")
+        for row in summary["sweep"]:
+            acc = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f} %"
+            click.echo(f"{row['timesteps']:>9}  {acc:>8}  {row['spikes_per_sample']:>14,.1f}  "
+                       f"{row['syn_ops_per_sample']:>16,.1f}")
+
+
+def _parse_sweep(text):
+    if text is None:
+        return []
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated positive integers, got {text!r}",
+                                 param_hint="--sweep-timesteps") from None
+    if not values or values[0] < 1:
+        raise click.BadParameter(f"expected comma-separated positive integers, got {text!r}",
+                                 param_hint="--sweep-timesteps")
+    return values
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The converted network file to write (eventsnn HDF5).")
+@click.option("--calibration", "calibration_path", required=True, type=click.Path(exists=True),
+              help="Calibration data (any format `run` reads), in the ANN's input range.")
+@click.option("--calibration-samples", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Use the first N calibration samples.")
+@click.option("--method", type=click.Choice(["max", "percentile", "spike-norm"]), default="percentile",
+              show_default=True, help="Normalisation: Diehl 2015 max, Rueckauer 2017 percentile, "
+                                      "Sengupta 2019 spike-norm.")
+@click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.9,
+              show_default=True, help="Percentile of positive activations (method percentile).")
+@click.option("--reset", type=click.Choice(["subtract", "zero"]), default="subtract", show_default=True)
+@click.option("--decoding", type=click.Choice(["spikes", "membrane"]), default="spikes", show_default=True,
+              help="Read the output layer's spike counts or its membrane potential.")
+@click.option("--encoding", type=click.Choice(["direct", "poisson"]), default="direct", show_default=True,
+              help="Default input coding of the converted network.")
+@click.option("--norm-timesteps", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Steps per calibration sample for spike-norm.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "onnx", "keras", "nir"]), default="auto",
+              show_default=True, help="Model format.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
+@click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
+def convert(model, output, calibration_path, calibration_samples, method, percentile, reset, decoding,
+            encoding, norm_timesteps, fmt, seed, as_json, no_progress):
+    """Convert a trained ReLU ANN (ONNX, Keras HDF5 or NIR) into a spiking network."""
+    from eventsnn.convert import convert as convert_ann
+    from eventsnn.convert import source_info
+    from eventsnn.datasets import load_dataset
+    from eventsnn.io import save_network
+    from eventsnn.io.models import read_model
+
+    _check_output_dir(output)
+    with _user_errors():
+        ann = read_model(model, fmt)
+        ann.source.update(source_info(model, ann.source.get("format", fmt)))
+        data = load_dataset(calibration_path, limit=calibration_samples)
+        x = _match_input(data.x, ann.input_shape, calibration_path)
+        kwargs = dict(labels=data.y, method=method, percentile=percentile, reset=reset, decoding=decoding,
+                      encoding=encoding, norm_timesteps=norm_timesteps, seed=seed)
+        if no_progress:
+            net, report = convert_ann(ann, x, **kwargs)
+        else:
+            with click.progressbar(length=x.shape[0], label=f"Calibrating ({method})", file=sys.stderr) as bar:
+                net, report = convert_ann(ann, x, progress=lambda n: bar.update(int(n)), **kwargs)
+        net.provenance["calibration"] = {"path": os.path.abspath(calibration_path), "source": data.source}
+        save_network(net, output)
+    summary = {"output": output, **net.provenance}
+    if as_json:
+        click.echo(json.dumps(summary, default=float))
+        return
+    click.echo(f"model        {model} ({ann.source.get('format')})")
+    click.echo(f"method       {method}" + (f" ({percentile} %)" if method == "percentile" else ""))
+    click.echo(f"calibration  {report.calibration_samples} samples from {data.source}")
+    if report.ann_accuracy is not None:
+        click.echo(f"ANN accuracy {100 * report.ann_accuracy:.2f} % (on the calibration samples)")
+    if report.normalized_ann_accuracy is not None:
+        click.echo(f"normalised   {100 * report.normalized_ann_accuracy:.2f} % (ReLU net with the SNN's weights)")
+    click.echo(f"written      {output}")
+    click.echo()
+    click.echo(f"{'layer':<16} {'kind':<10} {'scale':>12} {'threshold':>12}")
+    for layer in net.layers:
+        if layer.neuron is None and layer.kind != "maxpool2d":
+            continue
+        scale = report.scales.get(layer.name)
+        thr = report.thresholds.get(layer.name)
+        click.echo(f"{layer.name:<16} {layer.kind:<10} {'-' if scale is None else f'{scale:.5g}':>12} "
+                   f"{'-' if thr is None else f'{thr:.5g}':>12}")
 
 
 if __name__ == "__main__":  # pragma: no cover

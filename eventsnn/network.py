@@ -101,7 +101,9 @@ class Layer:
     - ``flatten``: (H, W, C) -> (H*W*C,) in HWC order; no neuron.
     - ``add``: sums the currents of two or more same-shaped inputs (residual join).
       An input that is a conv2d/dense/avgpool2d without a neuron contributes its
-      weighted current; a spiking input contributes its spikes with weight 1.
+      weighted current; a spiking input contributes its spikes times its entry
+      of the optional ``weight`` (one scale per input, default 1; the scales of
+      neuron-less inputs are unused, their own weights carry the scale).
 
     ``neuron`` is the layer's population; conv2d/dense/avgpool2d may leave it
     ``None`` only when every consumer is an ``add``. ``delay`` is the synaptic
@@ -338,4 +340,8 @@ def _layer_shape(layer: Layer, in_shape: tuple, all_in: list, where: str) -> tup
         raise NetworkError(f"{where}: field 'inputs': an add layer joins two or more inputs")
     if any(s != in_shape for s in all_in):
         raise NetworkError(f"{where}: field 'inputs': shapes differ: {all_in}")
+    if layer.weight is not None:
+        layer.weight = _check_array(layer.weight, "weight", where, (len(all_in),))
+    if layer.bias is not None:
+        raise NetworkError(f"{where}: field 'bias': an add layer has no bias")
     return in_shape

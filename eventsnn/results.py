@@ -46,6 +46,8 @@ class RunResult:
     updates_per_step: np.ndarray
     seconds: np.ndarray
     settings: dict = field(default_factory=dict)
+    checkpoints: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    checkpoint_predictions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
 
     @property
     def samples(self) -> int:
@@ -74,6 +76,19 @@ class RunResult:
             })
         return rows
 
+    def sweep_table(self) -> list:
+        """Accuracy, spikes and synaptic ops per sample against timesteps, read off one run."""
+        rows = []
+        s = max(self.samples, 1)
+        for k, steps in enumerate(self.checkpoints):
+            acc = None
+            if self.labels is not None:
+                acc = float(np.mean(self.checkpoint_predictions[:, k] == self.labels))
+            rows.append({"timesteps": int(steps), "accuracy": acc,
+                         "spikes_per_sample": float(self.spikes_per_step[1:, :steps].sum() / s),
+                         "syn_ops_per_sample": float(self.syn_ops_per_step[:, :steps].sum() / s)})
+        return rows
+
     def summary(self) -> dict:
         return {
             "settings": self.settings,
@@ -83,6 +98,7 @@ class RunResult:
             "syn_ops_per_sample": float(self.syn_ops.sum() / max(self.samples, 1)),
             "spikes_per_sample": float(self.spikes[:, 1:].sum() / max(self.samples, 1)),
             "layers": self.layer_table(),
+            "sweep": self.sweep_table(),
         }
 
     def save(self, path) -> None:
@@ -95,7 +111,7 @@ class RunResult:
                 f.attrs["timesteps"] = self.timesteps
                 for key in ("neurons", "predictions", "outputs", "spikes", "syn_ops", "updates",
                             "analog_macs", "spikes_per_step", "syn_ops_per_step",
-                            "updates_per_step", "seconds"):
+                            "updates_per_step", "seconds", "checkpoints", "checkpoint_predictions"):
                     f.create_dataset(key, data=getattr(self, key))
                 if self.labels is not None:
                     f.create_dataset("labels", data=self.labels)
@@ -103,8 +119,12 @@ class RunResult:
 
 def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None = None,
                 mode: str = "discrete", seed: int = 0, poisson_rate: float = 1.0,
-                progress=None, settings: dict | None = None) -> RunResult:
-    """Simulate every sample of ``x`` (N, H, W, C); ``progress(n)`` is called after each."""
+                progress=None, settings: dict | None = None, checkpoints=None) -> RunResult:
+    """Simulate every sample of ``x`` (N, H, W, C); ``progress(n)`` is called after each.
+
+    ``checkpoints`` (timesteps <= ``timesteps``) also records each sample's
+    prediction after that many steps, from the same simulation.
+    """
     x = np.asarray(x)
     if x.ndim < 2 or x.shape[0] == 0:
         raise NetworkError("no samples to run")
@@ -114,9 +134,16 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     per_sample = {k: np.zeros((n, n_layers), np.int64) for k in ("spikes", "syn_ops", "updates", "analog_macs")}
     per_step = {k: np.zeros((n_layers, sim.timesteps), np.int64) for k in ("spikes", "syn_ops", "updates")}
     outputs, predictions, seconds = [], np.zeros(n, np.int64), np.zeros(n, np.float64)
+    checkpoints = np.array(sorted(set(int(c) for c in (checkpoints or ()))), np.int64)
+    if checkpoints.size and (checkpoints[0] < 1 or checkpoints[-1] > sim.timesteps):
+        raise NetworkError(f"checkpoints must lie in 1..{sim.timesteps}, got {checkpoints.tolist()}")
+    at_checkpoint = np.zeros((n, checkpoints.size), np.int64)
     for i in range(n):
         start = time.perf_counter()
         sim.reset(x[i], sample_index=i)
+        for k, steps in enumerate(checkpoints):
+            sim.run(until=steps)
+            at_checkpoint[i, k] = sim.prediction(at=steps - 1 if not sim.plan.continuous else steps)
         sim.run()
         seconds[i] = time.perf_counter() - start
         predictions[i] = sim.prediction()
@@ -138,4 +165,5 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
                      spikes=per_sample["spikes"], syn_ops=per_sample["syn_ops"],
                      updates=per_sample["updates"], analog_macs=per_sample["analog_macs"],
                      spikes_per_step=per_step["spikes"], syn_ops_per_step=per_step["syn_ops"],
-                     updates_per_step=per_step["updates"], seconds=seconds, settings=info)
+                     updates_per_step=per_step["updates"], seconds=seconds, settings=info,
+                     checkpoints=checkpoints, checkpoint_predictions=at_checkpoint)

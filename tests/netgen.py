@@ -64,8 +64,9 @@ def random_network(rng, encoding="poisson", continuous=False, decoding=None) -> 
         weight = dyadic(rng, (3, 3, shape[2], shape[2]), -0.3, 0.5)
         bias = dyadic(rng, (shape[2],), -0.1, 0.1) if use_bias and rng.random() < 0.5 else None
         layers.append(Layer("res", "conv2d", (prev,), weight=weight, bias=bias, padding=(1, 1), delay=delay()))
-        layers.append(Layer("add", "add", ("res", prev), neuron=random_neuron(rng, shape[2], continuous),
-                            delay=delay()))
+        scales = dyadic(rng, (2,), 0.25, 1.5) if rng.random() < 0.5 else None
+        layers.append(Layer("add", "add", ("res", prev), weight=scales,
+                            neuron=random_neuron(rng, shape[2], continuous), delay=delay()))
         prev = "add"
     if shape[0] >= 2 and rng.random() < 0.8:
         kind = "maxpool2d" if (rng.random() < 0.5 and not (encoding == "direct" and prev == "input")) else "avgpool2d"

@@ -117,11 +117,13 @@ def build(net):
         if layer.kind != "add":
             pop.conns.append(conn_of(layer, pop))
             continue
-        for name in layer.inputs:
+        scales = [1.0] * len(layer.inputs) if layer.weight is None else list(layer.weight)
+        for name, scale in zip(layer.inputs, scales):
             if name != "input" and not net.layer(name).spiking:
                 pop.conns.append(conn_of(net.layer(name), pop))
             else:
-                pop.conns.append(RefConn(source(name), np.eye(pop.n), np.eye(pop.n, dtype=bool), "ident", layer.delay))
+                pop.conns.append(RefConn(source(name), np.eye(pop.n) * float(scale), np.eye(pop.n, dtype=bool),
+                                         "ident", layer.delay))
     return pops
 
 

@@ -85,6 +85,8 @@ def _flush_input(net, st, q, cnt, lg, log_on, t, tbin):
 def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous):
     pop_i, pop_tau, thr, decay = net[3], net[4], net[6], net[7]
     v, inp, const, last_t, tflag, tlist, tn = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
+    max_input = st[13]
+    top = max_input[p]
     off, uoff, block = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK]
     subtract = pop_i[p, P_RESET] == RESET_SUBTRACT
     spiking = pop_i[p, P_SPIKING] != 0
@@ -103,6 +105,9 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
                 f = decay[p, int(t - last_t[n0])]
         recheck = False
         for n in range(n0, n0 + block):
+            drive = inp[n] + const[n]
+            if drive > top:
+                top = drive
             vv = v[n] * f + inp[n] + const[n]
             inp[n] = zero
             last_t[n] = t
@@ -122,6 +127,7 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
         else:
             tflag[uoff + u] = 0
     tn[p] = keep
+    max_input[p] = top
     if pop_i[p, P_CONST] != 0:
         for u in range(pop_i[p, P_NUNITS]):
             touch(tflag, tlist, tn, uoff, p, u)

@@ -111,12 +111,13 @@ class Plan:
             if layer.kind != "add":
                 connect(layer, dst)
                 continue
-            for name in layer.inputs:
+            scales = np.ones(len(layer.inputs), np.float32) if layer.weight is None else layer.weight
+            for name, scale in zip(layer.inputs, scales):
                 if name != "input" and not net.layer(name).spiking:
                     connect(net.layer(name), dst)
                 else:
                     add_conn(K_IDENT, shapes[name], pop.shape, source(name), dst,
-                             np.float32(1.0), delay=layer.delay)
+                             np.float32(scale), delay=layer.delay)
 
         self.conn_i = np.stack([row for row, _ in conns]).astype(np.int64)
         self.conn_delay = np.array([d for _, d in conns], np.float64)

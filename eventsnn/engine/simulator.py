@@ -79,6 +79,8 @@ class Simulator:
         self._in_time = np.zeros(0, np.float64)
         self._in_idx = np.zeros(0, np.int32)
         self._clock = np.zeros(1, np.float64)
+        # Largest synaptic drive (I_spikes + I_const) seen by each layer: spike-norm reads it.
+        self.max_input = np.full(n_pops, -np.inf, np.float32)
         self.syn_ops = np.zeros((n_pops, self.timesteps), np.int64)
         self.spikes_per_step = np.zeros((n_pops, self.timesteps), np.int64)
         self.updates = np.zeros((n_pops, self.timesteps), np.int64)
@@ -104,6 +106,7 @@ class Simulator:
                     self.analog_macs, self._clock):
             arr[...] = 0
         self._gate_last[:] = -1.0
+        self.max_input[:] = -np.inf
         self._log[3][0] = 0
         self._const[:] = plan.const_base
         self.queue.clear()
@@ -138,7 +141,7 @@ class Simulator:
     def _state(self) -> tuple:
         return (self._v, self._inp, self._const, self._last_t, self._tflag, self._tlist, self._tn,
                 self._gate_cnt, self._gate_last, self._spike_count, self._in_time, self._in_idx,
-                self._clock)
+                self._clock, self.max_input)
 
     # -- running -----------------------------------------------------------------
     def _advance(self, until: float, max_events: int) -> str:
@@ -244,23 +247,27 @@ class Simulator:
         sel = p == self._pop(layer)
         return t[sel], i[sel]
 
-    def output(self) -> np.ndarray:
-        """The decoded output: spike counts, or final membrane potentials (membrane readout)."""
+    def _end(self, at):
+        if at is not None:
+            return float(at)
+        return float(self.timesteps if self.plan.continuous else self.timesteps - 1)
+
+    def output(self, at: float | None = None) -> np.ndarray:
+        """The decoded output so far: spike counts, or membrane potentials at time ``at``
+        (membrane readout; default: the end of the sample)."""
         last = len(self.plan.pops) - 1
         if self.network.decoding == "membrane":
-            end = self.timesteps if self.plan.continuous else self.timesteps - 1
-            return self.potentials(last, at=end).reshape(-1).astype(np.float64)
+            return self.potentials(last, at=self._end(at)).reshape(-1).astype(np.float64)
         return self._spike_count[self.plan.pop_slice(last)].astype(np.float64)
 
-    def prediction(self) -> int:
+    def prediction(self, at: float | None = None) -> int:
         """The winning class: most output spikes, ties broken by the higher potential."""
-        out = self.output()
+        out = self.output(at)
         if self.network.decoding == "membrane":
             return int(np.argmax(out))
         best = np.flatnonzero(out == out.max())
         if best.size > 1 and self.plan.pop_i[-1, P_KIND] == P_INTEGRATE:
-            end = self.timesteps if self.plan.continuous else self.timesteps - 1
-            v = self.potentials(len(self.plan.pops) - 1, at=end).reshape(-1)
+            v = self.potentials(len(self.plan.pops) - 1, at=self._end(at)).reshape(-1)
             return int(best[np.argmax(v[best])])
         return int(best[0])
 

@@ -1,0 +1,348 @@
+"""ANN-to-SNN conversion: BN folding, layer mapping and threshold/weight normalisation.
+
+A ReLU unit with activation a in [0, lambda] becomes an IF neuron firing at
+rate a / lambda when its weights are rescaled layer by layer (Diehl et al.
+2015; Rueckauer et al. 2017)::
+
+    W_l <- W_l * lambda_{l-1} / lambda_l ,   b_l <- b_l / lambda_l ,   V_th = 1
+
+with lambda_l the maximum (``max``) or a percentile (``percentile``, default
+99.9) of layer l's positive ReLU activations over calibration data, and
+lambda_0 = 1 for the analog input. Biases are divided by lambda_l alone: they
+are not fed by the previous layer's scale (getting this wrong silently ruins
+the normalised ANN, see shared REFERENCE). ``spike-norm`` (Sengupta et al.
+2019) keeps the ANN's weights and balances thresholds in the SNN itself: for
+each layer in order, with later thresholds at +inf, V_th[l] = the largest
+synaptic input sum_j w_ij s_j(t) (+ bias) any neuron of the layer receives
+over the calibration run.
+
+Mapping: conv/dense + ReLU -> spiking layer; conv/dense without ReLU feeding an
+``add`` -> neuron-less current into the add; add + ReLU -> spiking add;
+average pool -> spiking pool (threshold 1, weight 1/k^2: its rate is the mean
+of its inputs' rates); max pool -> max-pool gate; the last conv/dense (logits)
+-> the output layer (spike counts, or membrane readout). BatchNormalization is
+folded into the preceding conv/dense, Dropout removed, ReLU after a pool or on
+the non-negative input dropped. A bias becomes a constant input current: its
+layer is updated every step (not event-driven), which costs neuron updates
+but no synaptic operations.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .ann import AnnGraph, AnnLayer, ConversionError, forward
+from .network import Layer, Network, Neuron
+
+METHODS = ("max", "percentile", "spike-norm")
+_HUGE = float(np.finfo(np.float32).max)
+
+
+@dataclass
+class ConversionReport:
+    method: str
+    scales: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
+    ann_accuracy: float | None = None
+    normalized_ann_accuracy: float | None = None
+    calibration_samples: int = 0
+
+
+def simplify(ann: AnnGraph) -> AnnGraph:
+    """Remove dropout and fold batch normalisation into the preceding conv/dense.
+
+    BN: y = gamma (z - mean) / sqrt(var + eps) + beta with z = W x + b gives
+    W' = W * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps).
+    """
+    g = copy.deepcopy(ann)
+    rename = {}
+    kept = []
+    for layer in g.layers:
+        layer.inputs = tuple(rename.get(i, i) for i in layer.inputs)
+        if layer.op == "dropout":
+            rename[layer.name] = layer.inputs[0]
+            continue
+        if layer.op == "batchnorm":
+            src = layer.inputs[0]
+            prev = next((l for l in kept if l.name == src), None)
+            users = [l for l in g.layers if src in l.inputs and l is not layer]
+            if prev is None or prev.op not in ("conv2d", "dense") or users:
+                raise ConversionError(f"node {layer.name!r} (BatchNormalization): can only be folded into "
+                                      f"a conv or dense layer that feeds nothing else")
+            bn = layer.bn
+            scale = (np.asarray(bn["gamma"], np.float64) / np.sqrt(np.asarray(bn["var"], np.float64) + bn["eps"]))
+            bias = np.zeros(prev.weight.shape[-1]) if prev.bias is None else prev.bias.astype(np.float64)
+            prev.weight = (prev.weight.astype(np.float64) * scale).astype(np.float32)
+            prev.bias = ((bias - bn["mean"]) * scale + bn["beta"]).astype(np.float32)
+            rename[layer.name] = prev.name
+            continue
+        kept.append(layer)
+    g.layers = kept
+    return g
+
+
+@dataclass
+class _Unit:
+    """One SNN layer and the ANN tensor whose (post-ReLU) activation it carries."""
+    layer: Layer
+    tensor: str
+    scaled: bool  # carries its own scale lambda (conv/dense/add); pools inherit
+
+
+def _map(g: AnnGraph, decoding: str, reset: str):
+    """ANN ops -> SNN layers. Returns (units in order, alias: ANN name -> SNN name)."""
+    alias = {"input": "input"}
+    units: list = []
+    by_name: dict = {}
+    output = g.output
+
+    def consumers(name):
+        return g.consumers(name)
+
+    def neuron():
+        return Neuron("if", 1.0, reset, 1.0)
+
+    for layer in g.layers:
+        where = f"node {layer.name!r} ({layer.op})"
+        ins = tuple(alias[i] for i in layer.inputs)
+        if layer.op in ("conv2d", "dense"):
+            users = consumers(layer.name)
+            relu = len(users) == 1 and users[0].op == "relu"
+            to_add = users and all(u.op == "add" for u in users)
+            if not (relu or to_add or layer.name == output):
+                raise ConversionError(f"{where}: its output is used without a ReLU "
+                                      f"(by {[u.name for u in users]}); only ReLU networks convert")
+            kind = "conv2d" if layer.op == "conv2d" else "dense"
+            snn = Layer(layer.name, kind, ins, weight=layer.weight, bias=layer.bias,
+                        stride=layer.stride if kind == "conv2d" else None,
+                        padding=layer.padding if kind == "conv2d" else (0, 0),
+                        neuron=None if (to_add and not relu) else neuron())
+            unit = _Unit(snn, layer.name, True)
+        elif layer.op == "relu":
+            src = layer.inputs[0]
+            unit = by_name.get(alias[src])
+            if unit is None:
+                raise ConversionError(f"{where}: a ReLU on the network input is not supported")
+            if unit.layer.kind in ("avgpool2d", "maxpool2d", "flatten") or unit.tensor != src:
+                alias[layer.name] = alias[src]  # already non-negative (spike rates), or ReLU twice
+                continue
+            if unit.layer.neuron is None:
+                raise ConversionError(f"{where}: a ReLU must follow a conv, dense, add or pool layer")
+            unit.tensor = layer.name
+            alias[layer.name] = unit.layer.name
+            continue
+        elif layer.op in ("avgpool2d", "maxpool2d"):
+            snn = Layer(layer.name, layer.op, ins, kernel=layer.kernel, stride=layer.stride,
+                        neuron=neuron() if layer.op == "avgpool2d" else None)
+            unit = _Unit(snn, layer.name, False)
+        elif layer.op == "flatten":
+            snn = Layer(layer.name, "flatten", ins)
+            alias[layer.name] = layer.name
+            units.append(_Unit(snn, layer.name, False))
+            by_name[layer.name] = units[-1]
+            continue
+        elif layer.op == "add":
+            users = consumers(layer.name)
+            if not (len(users) == 1 and users[0].op == "relu") and layer.name != output:
+                raise ConversionError(f"{where}: a residual add must be followed by a ReLU")
+            snn = Layer(layer.name, "add", ins, neuron=neuron())
+            unit = _Unit(snn, layer.name, True)
+        else:
+            raise ConversionError(f"{where}: op {layer.op!r} cannot be converted")
+        units.append(unit)
+        by_name[snn.name] = unit
+        alias[layer.name] = snn.name
+    last = units[-1].layer
+    if last.neuron is None:
+        raise ConversionError(f"node {last.name!r}: the output layer must be a conv, dense, add or avgpool layer")
+    return units, alias
+
+
+def _stat(values: np.ndarray, method: str, percentile: float, name: str) -> float:
+    pos = values[values > 0]
+    if pos.size == 0:
+        raise ConversionError(f"layer {name!r} never has a positive activation on the calibration data; "
+                              f"cannot normalise it")
+    lam = float(np.max(pos)) if method == "max" else float(np.percentile(pos, percentile))
+    return lam if lam > 0 else float(np.max(pos))
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile", percentile: float = 99.9,
+            reset: str = "subtract", decoding: str = "spikes", encoding: str = "direct",
+            norm_timesteps: int = 100, progress=None, seed: int = 0) -> tuple:
+    """Convert ``ann`` into a spiking :class:`Network`; return (network, report).
+
+    ``calibration`` is (N, H, W, C) data in the ANN's input range; ``labels``
+    (optional) gives the source ANN's accuracy on it. ``progress(n)`` is
+    called as calibration samples are processed.
+    """
+    if method not in METHODS:
+        raise ConversionError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+    if not (0 < percentile <= 100):
+        raise ConversionError(f"percentile must lie in (0, 100], got {percentile}")
+    if reset not in ("subtract", "zero"):
+        raise ConversionError(f"unknown reset {reset!r} (known: subtract, zero)")
+    x = np.asarray(calibration, np.float32)
+    want = tuple(int(d) for d in ann.input_shape)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ConversionError("the calibration set is empty")
+    if tuple(x.shape[1:]) != want and not (int(np.prod(x.shape[1:])) == int(np.prod(want)) and want[:2] == (1, 1)):
+        raise ConversionError(f"calibration images have shape {tuple(x.shape[1:])}, the model expects {want}")
+    x = x.reshape((x.shape[0],) + want)
+    if not np.all(np.isfinite(x)):
+        raise ConversionError("the calibration set contains NaN or infinite values")
+    y = None if labels is None else np.asarray(labels, np.int64)[: x.shape[0]]
+
+    g = simplify(ann)
+    units, alias = _map(g, decoding, reset)
+    report = ConversionReport(method=method, calibration_samples=int(x.shape[0]))
+    acts = forward(g, x, keep=True)
+    for name, a in acts.items():
+        if not np.all(np.isfinite(a)):
+            raise ConversionError(f"node {name!r}: NaN or infinite activations on the calibration data")
+    if progress is not None:
+        progress(x.shape[0] if method != "spike-norm" else 0)
+    out = acts[g.output].reshape(x.shape[0], -1)
+    report.ann_accuracy = None if y is None else float(np.mean(np.argmax(out, axis=1) == y))
+
+    layers = [u.layer for u in units]
+    net = Network(input_shape=want if want[:2] != (1, 1) else (want[2],), layers=layers,
+                  encoding=encoding, decoding=decoding)
+    if method == "spike-norm":
+        _spike_norm(net, units, x, norm_timesteps, report, progress, seed)
+    else:
+        _data_norm(g, units, acts, method, percentile, report)
+        report.normalized_ann_accuracy = _normalized_ann_accuracy(g, units, x, y, report)
+    net.provenance = {
+        "converted_by": "eventsnn convert",
+        "source": dict(ann.source),
+        "method": method,
+        "percentile": percentile if method == "percentile" else None,
+        "reset": reset,
+        "calibration_samples": report.calibration_samples,
+        "scales": report.scales,
+        "thresholds": report.thresholds,
+        "ann_accuracy": report.ann_accuracy,
+        "normalized_ann_accuracy": report.normalized_ann_accuracy,
+        "spike_norm_timesteps": norm_timesteps if method == "spike-norm" else None,
+    }
+    net.shapes()
+    return net, report
+
+
+def _data_norm(g, units, acts, method, percentile, report):
+    """Rescale weights so each layer's activation scale lambda maps to threshold 1."""
+    scale = {"input": 1.0}
+    by_name = {u.layer.name: u for u in units}
+
+    def rescale(layer, src_scale, lam):
+        layer.weight = (layer.weight.astype(np.float64) * (src_scale / lam)).astype(np.float32)
+        if layer.bias is not None:
+            layer.bias = (layer.bias.astype(np.float64) / lam).astype(np.float32)
+
+    for unit in units:
+        layer = unit.layer
+        src_scale = scale[layer.inputs[0]]
+        lam = src_scale  # pools, gates and flatten carry their input's scale
+        if layer.kind in ("conv2d", "dense") and layer.neuron is not None:
+            lam = _stat(acts[unit.tensor], method, percentile, layer.name)
+            rescale(layer, src_scale, lam)
+        elif layer.kind == "add":
+            lam = _stat(acts[unit.tensor], method, percentile, layer.name)
+            weights = []
+            for name in layer.inputs:
+                src = by_name.get(name)
+                if src is not None and src.layer.neuron is None and src.layer.kind != "maxpool2d":
+                    rescale(src.layer, scale[src.layer.inputs[0]], lam)  # neuron-less branch
+                    weights.append(1.0)
+                else:
+                    weights.append(scale[name] / lam)
+            layer.weight = np.asarray(weights, np.float32)
+        scale[layer.name] = lam
+        if layer.neuron is not None:
+            report.thresholds[layer.name] = 1.0
+        if layer.kind != "flatten" and (layer.neuron is not None or layer.kind == "maxpool2d"):
+            report.scales[layer.name] = lam
+
+
+def rate_model(net: Network, x: np.ndarray) -> dict:
+    """The ReLU network a converted SNN approximates: each spiking layer's rate
+    times its threshold, as a function of the input (every layer's output)."""
+    from .ann import _conv, _pool
+    acts = {"input": np.asarray(x, np.float32).reshape((len(x),) + net.shapes()["input"])}
+    last = net.layers[-1]
+    for layer in net.layers:
+        a = acts[layer.inputs[0]]
+        if layer.kind == "conv2d":
+            out = _conv(a, layer.weight, layer.bias, layer.stride, layer.padding)
+        elif layer.kind == "dense":
+            out = a.reshape(len(a), -1) @ layer.weight
+            out = out + layer.bias if layer.bias is not None else out
+            out = out.reshape(len(a), 1, 1, -1)
+        elif layer.kind == "avgpool2d":
+            out = _pool(a, layer.kernel, layer.stride, np.mean).astype(np.float32)
+        elif layer.kind == "maxpool2d":
+            out = _pool(a, layer.kernel, layer.stride, np.max)
+        elif layer.kind == "flatten":
+            out = a.reshape(len(a), 1, 1, -1)
+        else:  # add
+            scales = np.ones(len(layer.inputs)) if layer.weight is None else layer.weight
+            out = sum(acts[n] * (1.0 if (n != "input" and net.layer(n).neuron is None and
+                                          net.layer(n).kind != "maxpool2d") else float(w))
+                      for n, w in zip(layer.inputs, scales))
+        if layer.neuron is not None and not (layer is last and net.decoding == "membrane"):
+            out = np.maximum(out, 0)
+        acts[layer.name] = out
+    return acts
+
+
+def _normalized_ann_accuracy(g, units, x, y, report):
+    """Accuracy of the normalised ReLU network (it must match the source ANN's)."""
+    if y is None:
+        return None
+    net = Network(input_shape=g.input_shape, layers=[u.layer for u in units])
+    out = rate_model(net, x)[net.layers[-1].name].reshape(len(x), -1)
+    return float(np.mean(np.argmax(out, axis=1) == y))
+
+
+def _spike_norm(net: Network, units, x, steps, report, progress, seed):
+    """Threshold balancing (Sengupta et al. 2019), layer by layer in the SNN."""
+    from .engine.simulator import Simulator
+    spiking = [u.layer for u in units if u.layer.neuron is not None]
+    for layer in spiking:
+        layer.neuron.threshold = np.float32(_HUGE)
+    for k, layer in enumerate(spiking):
+        upto = net.layers.index(layer)
+        sub = Network(input_shape=net.input_shape, layers=net.layers[: upto + 1],
+                      encoding=net.encoding, decoding="spikes")
+        sim = Simulator(sub, timesteps=steps, seed=seed)
+        p = sim.plan.pop_index[layer.name]
+        top = -np.inf
+        for i in range(x.shape[0]):
+            sim.reset(x[i], sample_index=i)
+            sim.run()
+            top = max(top, float(sim.max_input[p]))
+        if not top > 0:
+            raise ConversionError(f"spike-norm: layer {layer.name!r} never received positive input "
+                                  f"on the calibration data")
+        layer.neuron.threshold = np.float32(top)
+        report.thresholds[layer.name] = top
+        if progress is not None:
+            progress(x.shape[0] / len(spiking))
+
+
+def source_info(path, fmt: str) -> dict:
+    return {"path": os.path.abspath(path), "format": fmt, "sha256": file_sha256(path)}
