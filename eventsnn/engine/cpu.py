@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from .connectivity import deliver, fanout, touch
-from .jit import kernel
+from .jit import inline_kernel, kernel
 from .layout import (C_DST, C_KIND, C_SRC, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF,
                      P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
                      P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
@@ -37,7 +37,7 @@ from .layout import (C_DST, C_KIND, C_SRC, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONS
 from .queue import push_event, release_bucket, release_event, take_bucket
 
 
-@kernel
+@inline_kernel
 def _bin(t, nbins):
     b = int(math.floor(t))
     if b >= nbins:
@@ -47,7 +47,7 @@ def _bin(t, nbins):
     return b
 
 
-@kernel
+@inline_kernel
 def _emit(net, st, q, cnt, lg, log_on, p, k, t, tbin):
     """Neuron ``k`` of population ``p`` spikes at ``t``: count, log, queue its fan-out."""
     conn_i, conn_delay, pop_i, out_conn = net[0], net[1], net[3], net[5]
@@ -199,7 +199,7 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
     """Process events; return (status, events processed). See the module doc."""
     conn_i, weights, pop_i = net[0], net[2], net[3]
     inp, tflag, tlist, tn, gate_cnt, gate_last = st[1], st[4], st[5], st[6], st[7], st[8]
-    qs, ev_conn, ev_idx, ev_next = q[0], q[1], q[2], q[3]
+    qs, ev_conn, ev_idx, ev_next, ev_free = q[0], q[1], q[2], q[3], q[4]
     b_time, b_rank, b_head, heap = q[5], q[6], q[8], q[11]
     syn = cnt[0]
     nbins = syn.shape[1]
@@ -222,17 +222,17 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
                 return ST_PAUSED, done
             c = ev_conn[e]
             if c != NO_CONN:
-                g = conn_i[c]
                 idx = ev_idx[e]
-                if g[C_KIND] == K_GATE:
+                if conn_i[c, C_KIND] == K_GATE:
                     s = pop_i[p, P_GOFF] + idx
                     gate_cnt[s] += 1
                     gate_last[s] = t
-                syn[p, tbin] += deliver(g, weights, idx, np.float32(1.0), inp, pop_i[p, P_OFF],
+                syn[p, tbin] += deliver(conn_i, c, weights, idx, np.float32(1.0), inp, pop_i[p, P_OFF],
                                         tflag, tlist, tn, pop_i[p, P_UOFF], p, pop_i[p, P_BLOCK])
             nxt = ev_next[e]
             b_head[b] = nxt
-            release_event(q, e)
+            ev_free[qs[Q_EV_FREE]] = e  # release the event slot
+            qs[Q_EV_FREE] += 1
             done += 1
             e = nxt
         # A later bucket with the same key (possible in continuous time) joins this one.
@@ -269,12 +269,12 @@ def inject_analog(net, st, x, conns, macs):
     conn_i, weights, pop_i = net[0], net[2], net[3]
     const, tflag, tlist, tn = st[2], st[4], st[5], st[6]
     for j in range(conns.shape[0]):
-        g = conn_i[conns[j]]
-        dst = g[C_DST]
+        c = conns[j]
+        dst = conn_i[c, C_DST]
         total = 0
         for i in range(x.shape[0]):
             if x[i] != 0.0:
-                total += deliver(g, weights, i, x[i], const, pop_i[dst, P_OFF], tflag, tlist,
+                total += deliver(conn_i, c, weights, i, x[i], const, pop_i[dst, P_OFF], tflag, tlist,
                                  tn, pop_i[dst, P_UOFF], dst, pop_i[dst, P_BLOCK])
         macs[dst] += total
 
@@ -298,4 +298,4 @@ def start_sample(net, st, q, t_end):
 @kernel
 def fanout_of(conn_i, c, idx):
     """Exact fan-out of source ``idx`` through connection ``c`` (for tests and counts)."""
-    return fanout(conn_i[c], idx)
+    return fanout(conn_i, c, idx)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numba
 from numba import njit as _njit
 
-JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "boundscheck": False}
+JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "boundscheck": False, "_nrt": False}
 
 
 def _sources_digest() -> str:
@@ -48,3 +48,12 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
 def kernel(fn):
     """Compile ``fn`` with the engine's flags."""
     return _njit(**JIT_OPTIONS)(fn)
+
+
+def inline_kernel(fn):
+    """A small per-event helper, inlined into its callers at numba IR level.
+
+    Inlining lets numba prune the reference-count updates that a call with
+    array arguments (or arrays taken out of a tuple) costs at every event.
+    """
+    return _njit(inline="always", **JIT_OPTIONS)(fn)

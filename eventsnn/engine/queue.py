@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import kernel
+from .jit import inline_kernel, kernel
 from .layout import Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N, Q_NFIELDS, Q_SEQ
 
 
@@ -126,7 +126,7 @@ class EventQueue:
 
 # -- kernels ---------------------------------------------------------------------
 
-@kernel
+@inline_kernel
 def _less(b_time, b_rank, b_seq, a, b):
     if b_time[a] != b_time[b]:
         return b_time[a] < b_time[b]
@@ -135,7 +135,7 @@ def _less(b_time, b_rank, b_seq, a, b):
     return b_seq[a] < b_seq[b]
 
 
-@kernel
+@inline_kernel
 def heap_push(q, b):
     qs, b_time, b_rank, b_seq, heap = q[0], q[5], q[6], q[7], q[11]
     i = qs[Q_HEAP_N]
@@ -174,7 +174,7 @@ def heap_pop(q):
     return top
 
 
-@kernel
+@inline_kernel
 def push_event(q, time, rank, conn, idx):
     """Queue one event; the caller has ensured free slots (see ``ensure``)."""
     qs, ev_conn, ev_idx, ev_next, ev_free = q[0], q[1], q[2], q[3], q[4]
@@ -217,14 +217,14 @@ def take_bucket(q):
     return b
 
 
-@kernel
+@inline_kernel
 def release_bucket(q, b):
     qs, b_free = q[0], q[10]
     b_free[qs[Q_B_FREE]] = b
     qs[Q_B_FREE] += 1
 
 
-@kernel
+@inline_kernel
 def release_event(q, e):
     qs, ev_free = q[0], q[4]
     ev_free[qs[Q_EV_FREE]] = e
