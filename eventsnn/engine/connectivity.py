@@ -19,7 +19,6 @@ analog inputs and for tests).
 from __future__ import annotations
 
 import numpy as np
-from numba import uintp
 
 from .jit import inline_kernel
 from .layout import (C_CI, C_CO, C_HI, C_HO, C_KH, C_KIND, C_KW, C_PX, C_PY, C_SX, C_SY,
@@ -82,17 +81,18 @@ def fanout(conn_i, conn, idx):
 def _axpy(buf, nb, weights, wb, n, scale):
     """buf[nb:nb+n] += scale * weights[wb:wb+n], vectorised.
 
-    Unsigned indices: numba adds a negative-index wraparound to signed ones,
-    which keeps LLVM from vectorising (8x slower); slice views would vectorise
-    too but cost reference-count updates. Spikes (scale 1) take a loop without
-    the multiply, which measured 3x faster than the general one.
+    Written over slice views: plain ``buf[nb + j]`` indexing carries numba's
+    negative-index wraparound, which keeps LLVM from vectorising (8x slower).
+    Views are free here because the kernels run without NRT reference counts.
     """
+    dst = buf[nb: nb + n]
+    src = weights[wb: wb + n]
     if scale == 1.0:
-        for j in range(uintp(n)):
-            buf[nb + j] += weights[wb + j]
+        for j in range(n):
+            dst[j] += src[j]
     else:
-        for j in range(uintp(n)):
-            buf[nb + j] += scale * weights[wb + j]
+        for j in range(n):
+            dst[j] += scale * src[j]
 
 
 @inline_kernel
@@ -102,7 +102,7 @@ def deliver(conn_i, conn, weights, idx, scale, buf, doff, tflag, tlist, tn, uoff
     woff = conn_i[conn, C_WOFF]
     if kind == K_DENSE:
         co = conn_i[conn, C_CO]
-        _axpy(buf, uintp(doff), weights, uintp(woff + idx * co), co, scale)
+        _axpy(buf, doff, weights, woff + idx * co, co, scale)
         if block > 1:
             touch(tflag, tlist, tn, uoff, pop, 0)
         else:
@@ -133,7 +133,7 @@ def deliver(conn_i, conn, weights, idx, scale, buf, doff, tflag, tlist, tn, uoff
                 kx = kx0 + b * sx
                 wbase = woff + ((ky * kw + kx) * ci + c) * co
                 pos = oy * wo + ox
-                _axpy(buf, uintp(doff + pos * co), weights, uintp(wbase), co, scale)
+                _axpy(buf, doff + pos * co, weights, wbase, co, scale)
                 if block > 1:
                     touch(tflag, tlist, tn, uoff, pop, pos)
                 else:
