@@ -261,6 +261,12 @@ def main(argv=None) -> int:
         print(f"ANN on the first {n} test images: {100 * r['eventsnn_forward']:.2f} %")
 
     train = load_dataset(TRAIN, limit=max(args.calibration_samples, args.spike_norm_samples))
+    # Load (or compile) the numba engine once here, before forking, so that no
+    # worker's timing includes it.
+    t0 = time.perf_counter()
+    warm, _ = convert(ann, train.x[:10], method="max")
+    run_dataset(warm, x_test[:1], y_test[:1], timesteps=10, checkpoints=[5])
+    info["engine_warmup_s"] = time.perf_counter() - t0
     configs = []
     for method in methods:
         for decoding in decodings:

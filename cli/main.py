@@ -100,67 +100,54 @@ def main():
     """Event-driven simulator for deep spiking neural networks."""
 
 
+_RUN_OPTIONS = [
+    click.option("--net", "net_path", type=click.Path(exists=True, dir_okay=False),
+                 help="Network file (HDF5, eventsnn format). Default: the shipped default network."),
+    click.option("--data", "data_path", type=click.Path(exists=True),
+                 help="Data set: .npz, IDX (MNIST family) or CIFAR binary file or directory. "
+                      "Default: the shipped Fashion-MNIST sample."),
+    click.option("--timesteps", type=click.IntRange(min=1), default=100, show_default=True,
+                 help="Simulation steps (duration in continuous mode)."),
+    click.option("--samples", type=click.IntRange(min=1), default=None,
+                 help="Run only the first N samples [default: all]."),
+    click.option("--encoding", type=click.Choice(["direct", "poisson"]), default=None,
+                 help="Input coding [default: the network's]."),
+    click.option("--mode", type=click.Choice(["discrete", "continuous"]), default="discrete",
+                 show_default=True, help="Time mode."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Poisson encoder."),
+    click.option("--poisson-rate", type=click.FloatRange(min=0, min_open=True), default=1.0,
+                 show_default=True, help="Scale of the Poisson spike probability per step."),
+    click.option("--no-progress", is_flag=True, help="Do not show a progress bar."),
+]
+
+
+def _run_options(fn):
+    for option in reversed(_RUN_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
 @main.command()
-@click.option("--net", "net_path", type=click.Path(exists=True, dir_okay=False),
-              help="Network file (HDF5, eventsnn format). Default: the shipped default network.")
-@click.option("--data", "data_path", type=click.Path(exists=True),
-              help="Data set: .npz, IDX (MNIST family) or CIFAR binary file or directory. "
-                   "Default: the shipped Fashion-MNIST sample.")
-@click.option("--timesteps", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Simulation steps (duration in continuous mode).")
-@click.option("--samples", type=click.IntRange(min=1), default=None,
-              help="Run only the first N samples [default: all].")
-@click.option("--encoding", type=click.Choice(["direct", "poisson"]), default=None,
-              help="Input coding [default: the network's].")
-@click.option("--mode", type=click.Choice(["discrete", "continuous"]), default="discrete",
-              show_default=True, help="Time mode.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Poisson encoder.")
-@click.option("--poisson-rate", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="Scale of the Poisson spike probability per step.")
+@_run_options
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("--output", type=click.Path(dir_okay=False),
               help="Write all counts to this HDF5 results file.")
-@click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
 @click.option("--sweep-timesteps", "sweep", default=None, metavar="T1,T2,...",
               help="Also report accuracy, spikes and synaptic ops after each of these timesteps, "
                    "read off the same simulation (runs max(T) steps).")
-def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate, as_json,
-        output, no_progress, sweep):
+def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate, no_progress,
+        as_json, output, sweep):
     """Simulate a network on a data set and report accuracy and operation counts."""
-    from eventsnn.datasets import load_dataset
-    from eventsnn.io import load_network
-    from eventsnn.results import run_dataset
-
     _check_output_dir(output)
     checkpoints = _parse_sweep(sweep)
     if checkpoints:
         timesteps = max(checkpoints)
-    with contextlib.ExitStack() as stack:
-        if net_path is None:
-            net_path = _shipped(stack, DEFAULT_NET, "network", "--net")
-        if data_path is None:
-            data_path = _shipped(stack, DEFAULT_DATA, "data set", "--data")
-        with _user_errors():
-            net = load_network(net_path)
-            data = load_dataset(data_path, limit=samples)
-        x = _match_input(data.x, net.input_shape, data_path)
-        settings = {
-            "network": os.fspath(net_path), "data": os.fspath(data_path),
-            "command": "eventsnn run",
-            "options": {"timesteps": timesteps, "samples": samples, "encoding": encoding,
-                        "mode": mode, "seed": seed, "poisson_rate": poisson_rate,
-                        "output": output, "sweep_timesteps": checkpoints},
-        }
-        kwargs = dict(y=data.y, timesteps=timesteps, encoding=encoding, mode=mode, seed=seed,
-                      poisson_rate=poisson_rate, settings=settings, checkpoints=checkpoints)
-        with _user_errors():
-            if no_progress or x.shape[0] <= 1:
-                result = run_dataset(net, x, **kwargs)
-            else:
-                with click.progressbar(length=x.shape[0], label="Simulating", file=sys.stderr) as bar:
-                    result = run_dataset(net, x, progress=bar.update, **kwargs)
-            if output is not None:
-                result.save(output)
+    options = {"timesteps": timesteps, "samples": samples, "encoding": encoding, "mode": mode,
+               "seed": seed, "poisson_rate": poisson_rate, "output": output, "sweep_timesteps": checkpoints}
+    result, settings, data_source = _simulate(net_path, data_path, options, checkpoints, no_progress, "eventsnn run")
+    with _user_errors():
+        if output is not None:
+            result.save(output)
 
     summary = result.summary()
     if as_json:
@@ -171,7 +158,7 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
     info = result.settings
     lines = [
         ("network", settings["network"]),
-        ("data", data.source),
+        ("data", data_source),
         ("samples", str(result.samples)),
         ("timesteps", f"{result.timesteps} ({info.get('mode', mode)})"),
         ("encoding", str(info.get("encoding"))),
@@ -194,6 +181,35 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
             acc = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f} %"
             click.echo(f"{row['timesteps']:>9}  {acc:>8}  {row['spikes_per_sample']:>14,.1f}  "
                        f"{row['syn_ops_per_sample']:>16,.1f}")
+
+
+def _simulate(net_path, data_path, options, checkpoints, no_progress, command):
+    """Load the network and data (shipped defaults if omitted) and run; return (result, settings, source)."""
+    from eventsnn.datasets import load_dataset
+    from eventsnn.io import load_network
+    from eventsnn.results import run_dataset
+
+    with contextlib.ExitStack() as stack:
+        if net_path is None:
+            net_path = _shipped(stack, DEFAULT_NET, "network", "--net")
+        if data_path is None:
+            data_path = _shipped(stack, DEFAULT_DATA, "data set", "--data")
+        with _user_errors():
+            net = load_network(net_path)
+            data = load_dataset(data_path, limit=options["samples"])
+        x = _match_input(data.x, net.input_shape, data_path)
+        settings = {"network": os.fspath(net_path), "data": os.fspath(data_path), "command": command,
+                    "options": options}
+        kwargs = dict(y=data.y, timesteps=options["timesteps"], encoding=options["encoding"],
+                      mode=options["mode"], seed=options["seed"], poisson_rate=options["poisson_rate"],
+                      settings=settings, checkpoints=checkpoints)
+        with _user_errors():
+            if no_progress or x.shape[0] <= 1:
+                result = run_dataset(net, x, **kwargs)
+            else:
+                with click.progressbar(length=x.shape[0], label="Simulating", file=sys.stderr) as bar:
+                    result = run_dataset(net, x, progress=bar.update, **kwargs)
+    return result, settings, data.source
 
 
 def _parse_sweep(text):
@@ -280,6 +296,133 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
         thr = report.thresholds.get(layer.name)
         click.echo(f"{layer.name:<16} {layer.kind:<10} {'-' if scale is None else f'{scale:.5g}':>12} "
                    f"{'-' if thr is None else f'{thr:.5g}':>12}")
+
+
+@main.command("energy-report")
+@click.argument("results", required=False, type=click.Path(exists=True, dir_okay=False))
+@_run_options
+@click.option("--profile", default=None, metavar="NAME|FILE[:NAME]",
+              help="Hardware profile: a shipped one (see --list-profiles) or a TOML file. "
+                   "[default: cmos45_fp32]")
+@click.option("--first-layer", type=click.Choice(["once", "per-step"]), default="once", show_default=True,
+              help="Price the analog first layer's MACs once per sample or once per step.")
+@click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the table as CSV.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Also draw energy per layer, SNN against ANN, as a PNG (needs matplotlib).")
+@click.option("--list-profiles", is_flag=True, help="List the shipped profiles and exit.")
+def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate,
+                      no_progress, profile, first_layer, as_json, csv_path, plot_path, list_profiles):
+    """Energy per sample from exact operation counts, against the same ANN.
+
+    RESULTS is a file written by `eventsnn run --output`; without it the
+    network is run first (the shipped default network and images if --net and
+    --data are omitted).
+    """
+    from eventsnn.energy import energy_report, get_profile, read_profiles
+    from eventsnn.results import load_results
+
+    if list_profiles:
+        with _user_errors():
+            for p in read_profiles().values():
+                click.echo(f"{p.name:<14} MAC {p.mac_pj:g} pJ, synop {p.synop_pj:g} pJ"
+                           + (f", update {p.neuron_update_pj:g} pJ" if p.neuron_update_pj else "")
+                           + f"  - {p.description}")
+        return
+    for path in (csv_path, plot_path):
+        _check_output_dir(path)
+    with _user_errors():
+        prof = get_profile(profile)
+    if results is not None:
+        if net_path or data_path:
+            raise click.UsageError("give either RESULTS or --net/--data, not both")
+        with _user_errors():
+            result = load_results(results)
+        source = results
+    else:
+        options = {"timesteps": timesteps, "samples": samples, "encoding": encoding, "mode": mode,
+                   "seed": seed, "poisson_rate": poisson_rate}
+        result, settings, _ = _simulate(net_path, data_path, options, None, no_progress,
+                                        "eventsnn energy-report")
+        source = settings["network"]
+    with _user_errors():
+        report = energy_report(result, prof, first_layer)
+    doc = report.as_dict()
+    doc["source"] = source
+    if csv_path:
+        _write_csv(csv_path, report)
+    if plot_path:
+        with _user_errors():
+            from eventsnn.plots import plot_energy
+            plot_energy(report, plot_path)
+    if as_json:
+        click.echo(json.dumps(doc))
+        return
+    for line in _energy_lines(report, source):
+        click.echo(line)
+
+
+def _write_csv(path, report):
+    import csv
+
+    from eventsnn.io.atomic import atomic_path
+    keys = list(report.rows[0].keys())
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            for row in report.rows:
+                writer.writerow(row)
+            writer.writerow({"layer": "total", **{k: v for k, v in report.totals.items() if k in keys}})
+
+
+def _energy_lines(report, source):
+    p = report.profile
+    t = report.totals
+    out = [f"source       {source}",
+           f"profile      {p.name}: {p.description}",
+           f"constants    MAC {p.mac_pj:g} pJ, synaptic op {p.synop_pj:g} pJ"
+           + (f", neuron update {p.neuron_update_pj:g} pJ" if p.neuron_update_pj else "")
+           + (f", spike {p.spike_pj:g} pJ" if p.spike_pj else ""),
+           f"terms used   {', '.join(p.terms())}",
+           f"source of constants: {p.source}",
+           f"first layer  analog input MACs counted {report.first_layer.replace('-', ' ')}"
+           + (" (x T)" if report.first_layer == "per-step" else " per sample"),
+           f"samples      {report.samples}, T = {report.timesteps}; all figures per sample", ""]
+    headers = ("layer", "neurons", "spikes", "rate", "syn ops (exact)", "rate estimate", "ANN MACs",
+               "SNN nJ", "ANN nJ", "SNN/ANN")
+
+    def cells(r):
+        est = r.get("rate_estimate_syn_ops")
+        ratio = r.get("snn_over_ann")
+        return (str(r["layer"]), f"{int(r['neurons']):,}", f"{r['spikes']:,.1f}",
+                f"{r['spike_rate']:.4f}" if "spike_rate" in r else "",
+                f"{r['syn_ops']:,.0f}" + (f" +{r['analog_macs']:,.0f} MAC" if r["analog_macs"] else ""),
+                "-" if not est else f"{est:,.0f}", f"{int(r['ann_macs']):,}",
+                f"{r['snn_pj'] / 1000:,.2f}", f"{r['ann_pj'] / 1000:,.2f}",
+                "-" if ratio is None else f"{ratio:.3f}")
+
+    body = [cells(r) for r in report.rows]
+    total = dict(t, layer="total", neurons=sum(r["neurons"] for r in report.rows))
+    foot = cells(total)
+    widths = [max(len(row[i]) for row in [headers, foot, *body]) for i in range(len(headers))]
+
+    def line(row):
+        return "  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])])
+
+    rule = "  ".join("-" * w for w in widths)
+    out += [line(headers), rule, *(line(r) for r in body), rule, line(foot), ""]
+    if t["snn_over_ann"]:
+        out.append(f"SNN {t['snn_pj'] / 1e6:,.3f} uJ vs ANN {t['ann_pj'] / 1e6:,.3f} uJ per sample: "
+                   + (f"the SNN needs {1 / t['snn_over_ann']:.2f}x less energy than the ANN."
+                      if t["snn_over_ann"] < 1 else
+                      f"the SNN needs {t['snn_over_ann']:.2f}x the ANN's energy."))
+    if t["rate_estimate_syn_ops"]:
+        exact_spiking = sum(r["syn_ops"] for r in report.rows if r.get("rate_estimate_syn_ops"))
+        out.append(f"A rate-based estimate (input rate x ANN MACs x T) would say {t['rate_estimate_syn_ops']:,.0f} "
+                   f"synaptic ops where the exact count is {exact_spiking:,.0f} "
+                   f"({t['rate_estimate_syn_ops'] / max(exact_spiking, 1):.3f}x).")
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover

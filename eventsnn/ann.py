@@ -9,7 +9,9 @@ layer after a flatten) at import time.
 
 Ops: ``conv2d``, ``dense``, ``relu``, ``avgpool2d``, ``maxpool2d``, ``flatten``,
 ``batchnorm`` (gamma, beta, mean, var, eps), ``dropout`` (identity at
-inference), ``add``.
+inference), ``add``, ``softmax`` (over the last axis: the features of a flat
+tensor, the channels of a map; only at a model's output, where
+:func:`eventsnn.convert.simplify` drops it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-OPS = ("conv2d", "dense", "relu", "avgpool2d", "maxpool2d", "flatten", "batchnorm", "dropout", "add")
+OPS = ("conv2d", "dense", "relu", "avgpool2d", "maxpool2d", "flatten", "batchnorm", "dropout", "add",
+       "softmax")
 
 
 class ConversionError(ValueError):
@@ -107,6 +110,9 @@ def apply_layer(layer: AnnLayer, inputs: list) -> np.ndarray:
         return x
     if op == "add":
         return sum(inputs[1:], inputs[0])
+    if op == "softmax":
+        z = np.exp(x - np.max(x, axis=-1, keepdims=True))
+        return (z / np.sum(z, axis=-1, keepdims=True)).astype(np.float32)
     raise ConversionError(f"layer {layer.name!r}: unsupported op {op!r}")
 
 

@@ -54,17 +54,38 @@ class ConversionReport:
 
 
 def simplify(ann: AnnGraph) -> AnnGraph:
-    """Remove dropout and fold batch normalisation into the preceding conv/dense.
+    """Remove dropout and an output softmax; fold batch normalisation into the preceding conv/dense.
 
     BN: y = gamma (z - mean) / sqrt(var + eps) + beta with z = W x + b gives
     W' = W * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps).
+
+    A softmax that is the graph's output (possibly behind dropout) is dropped:
+    it is monotonic per sample, so the argmax -- the class the SNN reports --
+    is unchanged, and the converted network reads out the logits (spike counts
+    or membrane potential) instead of probabilities. A softmax anywhere else
+    raises :class:`ConversionError` naming it: it has no spiking equivalent.
     """
     g = copy.deepcopy(ann)
+    # The trailing chain output <- dropout/softmax <- ... : softmaxes in it are dropped.
+    tail, name = set(), g.output
+    while name != "input":
+        layer = g.layer(name)
+        if layer.op not in ("dropout", "softmax") or len(layer.inputs) != 1 or len(g.consumers(name)) > 1:
+            break
+        tail.add(name)
+        name = layer.inputs[0]
     rename = {}
     kept = []
     for layer in g.layers:
         layer.inputs = tuple(rename.get(i, i) for i in layer.inputs)
         if layer.op == "dropout":
+            rename[layer.name] = layer.inputs[0]
+            continue
+        if layer.op == "softmax":
+            if layer.name not in tail:
+                users = [l.name for l in g.consumers(layer.name)]
+                raise ConversionError(f"node {layer.name!r} (softmax): a softmax converts only as the model's "
+                                      f"final layer (where it is dropped), but this one feeds {users}")
             rename[layer.name] = layer.inputs[0]
             continue
         if layer.op == "batchnorm":
@@ -82,6 +103,15 @@ def simplify(ann: AnnGraph) -> AnnGraph:
             rename[layer.name] = prev.name
             continue
         kept.append(layer)
+    out = ann.output
+    while out in rename:
+        out = rename[out]
+    if not kept or out == "input":
+        raise ConversionError(f"node {ann.output!r}: the model has no layer to convert "
+                              f"(its output is the input after removing dropout/softmax)")
+    if out != kept[-1].name:
+        raise ConversionError(f"node {ann.output!r}: after removing dropout/softmax the model's output is "
+                              f"{out!r}, which is not its last remaining layer")
     g.layers = kept
     return g
 

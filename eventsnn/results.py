@@ -10,6 +10,8 @@ temporary file renamed into place:
     spikes_per_step, syn_ops_per_step, updates_per_step
                                       int64[L, T]   summed over samples
     seconds      float64[S]          wall time of each sample
+    ann_macs, ann_macs_textbook  int64[L]  MACs of one ANN pass per layer (see opcount)
+    checkpoints  int64[K]; checkpoint_predictions int64[S, K]  (--sweep-timesteps)
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
+from .engine.layout import C_DST, C_SRC
 from .engine.simulator import Simulator
 from .io.atomic import atomic_path
 from .network import NetworkError
+from .opcount import layer_macs
 
 RESULTS_FORMAT = "eventsnn.results"
 RESULTS_VERSION = 1
@@ -46,6 +50,8 @@ class RunResult:
     updates_per_step: np.ndarray
     seconds: np.ndarray
     settings: dict = field(default_factory=dict)
+    ann_macs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ann_macs_textbook: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     checkpoints: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     checkpoint_predictions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
 
@@ -111,7 +117,8 @@ class RunResult:
                 f.attrs["timesteps"] = self.timesteps
                 for key in ("neurons", "predictions", "outputs", "spikes", "syn_ops", "updates",
                             "analog_macs", "spikes_per_step", "syn_ops_per_step",
-                            "updates_per_step", "seconds", "checkpoints", "checkpoint_predictions"):
+                            "updates_per_step", "seconds", "checkpoints", "checkpoint_predictions",
+                            "ann_macs", "ann_macs_textbook"):
                     f.create_dataset(key, data=getattr(self, key))
                 if self.labels is not None:
                     f.create_dataset("labels", data=self.labels)
@@ -157,7 +164,9 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
         if progress is not None:
             progress(1)
     labels = None if y is None else np.asarray(y, np.int64)[:n]
-    info = {"timesteps": sim.timesteps, "mode": mode, "encoding": sim.plan.encoding, "seed": seed,
+    ann_macs, ann_macs_textbook = layer_macs(sim.plan)
+    sources = [sorted({int(r[C_SRC]) for r in sim.plan.conn_i if r[C_DST] == p}) for p in range(n_layers)]
+    info = {"layer_sources": sources, "timesteps": sim.timesteps, "mode": mode, "encoding": sim.plan.encoding, "seed": seed,
             "poisson_rate": poisson_rate, "decoding": sim.network.decoding}
     info.update(settings or {})
     return RunResult(layers=list(sim.layer_names), neurons=sim.neurons, timesteps=sim.timesteps,
@@ -166,4 +175,46 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
                      updates=per_sample["updates"], analog_macs=per_sample["analog_macs"],
                      spikes_per_step=per_step["spikes"], syn_ops_per_step=per_step["syn_ops"],
                      updates_per_step=per_step["updates"], seconds=seconds, settings=info,
-                     checkpoints=checkpoints, checkpoint_predictions=at_checkpoint)
+                     checkpoints=checkpoints, checkpoint_predictions=at_checkpoint,
+                     ann_macs=ann_macs, ann_macs_textbook=ann_macs_textbook)
+
+
+_ARRAYS = {"neurons": 1, "predictions": 1, "outputs": 2, "spikes": 2, "syn_ops": 2, "updates": 2,
+           "analog_macs": 2, "spikes_per_step": 2, "syn_ops_per_step": 2, "updates_per_step": 2,
+           "seconds": 1, "ann_macs": 1, "ann_macs_textbook": 1}
+
+
+def load_results(path) -> RunResult:
+    """Read a results file written by :meth:`RunResult.save`; ValueError names what is wrong."""
+    import os
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise NetworkError(f"{path}: no such results file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise NetworkError(f"{path}: not a readable HDF5 file: {exc}") from None
+    with f:
+        if f.attrs.get("format") != RESULTS_FORMAT:
+            raise NetworkError(f"{path}: not an eventsnn results file (format {f.attrs.get('format')!r})")
+        if int(f.attrs.get("version", -1)) != RESULTS_VERSION:
+            raise NetworkError(f"{path}: results version {f.attrs.get('version')} is not supported")
+        data = {}
+        for key, ndim in _ARRAYS.items():
+            if key not in f or f[key].ndim != ndim:
+                raise NetworkError(f"{path}: field '{key}' is missing or has the wrong shape")
+            data[key] = f[key][()]
+        try:
+            layers = json.loads(f.attrs["layers"])
+            settings = json.loads(f.attrs["settings"])
+        except (KeyError, json.JSONDecodeError):
+            raise NetworkError(f"{path}: field 'layers' or 'settings' is missing or not JSON") from None
+        labels = f["labels"][()] if "labels" in f else None
+        checkpoints = f["checkpoints"][()] if "checkpoints" in f else np.zeros(0, np.int64)
+        cp = f["checkpoint_predictions"][()] if "checkpoint_predictions" in f else np.zeros((0, 0), np.int64)
+        timesteps = int(f.attrs.get("timesteps", 0))
+    n_layers = len(layers)
+    if data["neurons"].shape != (n_layers,) or data["syn_ops"].shape[1:] != (n_layers,) or timesteps < 1:
+        raise NetworkError(f"{path}: inconsistent layer counts")
+    return RunResult(layers=layers, timesteps=timesteps, labels=labels, settings=settings,
+                     checkpoints=checkpoints, checkpoint_predictions=cp, **data)

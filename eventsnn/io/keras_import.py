@@ -9,10 +9,14 @@ the weights lie under ``model_weights/<layer>/`` in the order of that group's
 Keras is channel-last, like :mod:`eventsnn.ann`, so conv kernels (kh, kw, C_in,
 C_out) and dense kernels (N_in, N_out) are taken as stored and a Flatten needs
 no row permutation. Supported layers: InputLayer, Conv2D, Dense, Activation
-('relu' or 'linear'), ReLU, AveragePooling2D, MaxPooling2D,
-GlobalAveragePooling2D, Flatten, BatchNormalization, Dropout (and
+('relu', 'linear' or 'softmax'), ReLU, Softmax (last axis), AveragePooling2D,
+MaxPooling2D, GlobalAveragePooling2D, Flatten, BatchNormalization, Dropout (and
 SpatialDropout2D), Add. A fused ``activation='relu'`` in Conv2D/Dense becomes a
-separate ``relu`` layer named ``<layer>_relu``. Anything else raises
+separate ``relu`` layer named ``<layer>_relu``, a fused ``'softmax'`` a
+``softmax`` layer named ``<layer>_softmax`` (conversion accepts a softmax only
+as the model's output and drops it, see :func:`eventsnn.convert.simplify`;
+``Dense(classes, activation='softmax')`` heads such as Keras' VGG16 convert).
+Anything else raises
 :class:`~eventsnn.ann.ConversionError` naming the path, the layer and its class.
 
 Notes on the mapping:
@@ -447,13 +451,21 @@ class _Builder:
                 out = self.emit(AnnLayer(self.unique(name), "relu", (src,)), shape)
             elif act == "linear":
                 out = src
+            elif act == "softmax":
+                out = self.emit(AnnLayer(self.unique(name), "softmax", (src,)), shape)
             else:
-                self.fail(name, cls, f"unsupported activation {act!r} (only 'relu' and 'linear')")
+                self.fail(name, cls, f"unsupported activation {act!r} (only 'relu', 'linear' and 'softmax')")
         elif cls == "ReLU":
             if not _plain_relu(cfg):
                 self.fail(name, cls, "only a plain ReLU (no max_value, negative_slope or threshold) "
                           "is supported")
             out = self.emit(AnnLayer(self.unique(name), "relu", (src,)), shape)
+        elif cls == "Softmax":
+            axis = cfg.get("axis", -1)
+            axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+            if axis not in (-1, len(shape)):
+                self.fail(name, cls, f"softmax over axis {cfg.get('axis')!r}; only the last axis is supported")
+            out = self.emit(AnnLayer(self.unique(name), "softmax", (src,)), shape)
         elif cls in ("AveragePooling2D", "MaxPooling2D"):
             out = self._pool(name, cls, cfg, src, shape)
         elif cls == "GlobalAveragePooling2D":
@@ -490,7 +502,9 @@ class _Builder:
             return out
         if act == "relu":
             return self.emit(AnnLayer(self.unique(f"{name}_relu", own=False), "relu", (out,)), shape)
-        self.fail(name, cls, f"unsupported activation {act!r} (only 'relu' and 'linear')")
+        if act == "softmax":
+            return self.emit(AnnLayer(self.unique(f"{name}_softmax", own=False), "softmax", (out,)), shape)
+        self.fail(name, cls, f"unsupported activation {act!r} (only 'relu', 'linear' and 'softmax')")
 
     def _conv(self, name, cls, cfg, src, shape):
         if len(shape) != 3:

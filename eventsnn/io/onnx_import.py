@@ -18,7 +18,10 @@ the layout fixed by :mod:`eventsnn.ann`:
 Supported ops: Conv (group 1, dilation 1, symmetric padding), Gemm, MatMul
 (+ Add of a constant as the bias), Relu, AveragePool, GlobalAveragePool,
 MaxPool (no padding), Flatten, Reshape to 2-D, BatchNormalization, Dropout,
-Add of two activations, Identity, Constant. Anything else raises
+Add of two activations, Identity, Constant, Softmax (over the features of a
+flat tensor, or the channels of a map with opset >= 13; it becomes a
+``softmax`` layer, which conversion accepts only as the model's output and
+drops, see :func:`eventsnn.convert.simplify`). Anything else raises
 :class:`~eventsnn.ann.ConversionError` naming the file, the node and the op.
 """
 
@@ -35,7 +38,7 @@ from ..ann import AnnGraph, AnnLayer, ConversionError
 SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "Add", "Relu", "AveragePool", "GlobalAveragePool",
     "MaxPool", "Flatten", "Reshape", "BatchNormalization", "Dropout", "Identity",
-    "Constant",
+    "Constant", "Softmax",
 )
 
 
@@ -98,6 +101,7 @@ class _Importer:
         self.used_names = {"input"}
         self.uses: dict[str, int] = {}
         self.graph_outputs = [o.name for o in self.graph.output]
+        self.opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
     # -- helpers -----------------------------------------------------------
     def fail(self, node, msg):
@@ -339,6 +343,23 @@ class _Importer:
     def op_Relu(self, node, a):
         x = self.act(node, node.input[0])
         self.emit(node, "relu", [x], x.shape, chw=x.chw)
+
+    def op_Softmax(self, node, a):
+        x = self.act(node, node.input[0])
+        # Opset < 13 softmaxes the input coerced to 2-D at ``axis`` (default 1); opset >= 13 along
+        # ``axis`` (default -1). Only the channel axis maps onto the last axis of eventsnn's layout.
+        axis = int(a.get("axis", -1 if self.opset >= 13 else 1))
+        rank = len(x.shape) + 1
+        axis = axis + rank if axis < 0 else axis
+        if not x.spatial and axis == 1:
+            pass  # (N, F): over the features, any opset
+        elif x.spatial and axis == 1 and self.opset >= 13:
+            pass  # (N, C, H, W) over C: the channel-last axis
+        else:
+            self.fail(node, f"softmax over axis {a.get('axis', 'default')} of an input of shape (N, "
+                            f"{', '.join(map(str, x.shape))}) at opset {self.opset} is unsupported; only over "
+                            f"the features (N, F) or the channels (N, C, H, W; opset >= 13)")
+        self.emit(node, "softmax", [x], x.shape, chw=x.chw)
 
     def op_Dropout(self, node, a):
         self.only_first_output(node)
