@@ -173,18 +173,23 @@ def simulate(net, x, y, timesteps, checkpoints, workers) -> tuple:
     return merged, wall
 
 
-def sweep(m: dict) -> list:
-    """Same numbers as RunResult.sweep_table, from merged counts."""
+def sweep(m: dict, subsets=()) -> list:
+    """Same numbers as RunResult.sweep_table, from merged counts; plus per-layer counts
+    and the accuracy on the first n samples for each n in ``subsets``."""
     s = len(m["labels"])
     rows = []
     for k, steps in enumerate(m["checkpoints"]):
         steps = int(steps)
+        hit = m["checkpoint_predictions"][:, k] == m["labels"]
         rows.append({
             "timesteps": steps,
-            "accuracy": float(np.mean(m["checkpoint_predictions"][:, k] == m["labels"])),
+            "accuracy": float(np.mean(hit)),
+            **{f"accuracy_first_{n}": float(np.mean(hit[:n])) for n in subsets if n < s},
             "spikes_per_sample": float(m["spikes_per_step"][1:, :steps].sum() / s),
             "syn_ops_per_sample": float(m["syn_ops_per_step"][:, :steps].sum() / s),
             "neuron_updates_per_sample": float(m["updates_per_step"][:, :steps].sum() / s),
+            "spikes_per_sample_by_layer": (m["spikes_per_step"][:, :steps].sum(1) / s).tolist(),
+            "syn_ops_per_sample_by_layer": (m["syn_ops_per_step"][:, :steps].sum(1) / s).tolist(),
         })
     return rows
 
@@ -233,6 +238,8 @@ def main(argv=None) -> int:
                     help="first N training images for spike-norm")
     ap.add_argument("--norm-timesteps", type=int, default=100)
     ap.add_argument("--percentile", type=float, default=99.9)
+    ap.add_argument("--subsets", default="2000",
+                    help="also report the accuracy on the first N test samples (comma list)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "conversion.json"))
     args = ap.parse_args(argv)
 
@@ -240,6 +247,7 @@ def main(argv=None) -> int:
     methods = [m for m in args.methods.split(",") if m]
     decodings = [d for d in args.decodings.split(",") if d]
     overrides = parse_config_samples(args.config_samples)
+    subsets = sorted({int(v) for v in args.subsets.split(",") if v.strip()})
     n_max = max([args.samples] + list(overrides.values()))
 
     info = machine_info()
@@ -252,7 +260,7 @@ def main(argv=None) -> int:
 
     ann_full = ann_accuracy(ann, test.x, test.y)
     ann_runs = {str(n): ann_accuracy(ann, x_test[:n], y_test[:n])
-                for n in sorted({args.samples, *overrides.values()}) if n != 10000}
+                for n in sorted({args.samples, *overrides.values(), *subsets}) if n < 10000}
     ort_acc = ann_full["onnxruntime"]
     ort_text = ort_acc if isinstance(ort_acc, str) else f"{100 * ort_acc:.2f} %"
     print(f"ANN on 10000 test images: eventsnn.forward {100 * ann_full['eventsnn_forward']:.2f} %, "
@@ -268,6 +276,7 @@ def main(argv=None) -> int:
     run_dataset(warm, x_test[:1], y_test[:1], timesteps=10, checkpoints=[5])
     info["engine_warmup_s"] = time.perf_counter() - t0
     configs = []
+    predictions = {}
     for method in methods:
         for decoding in decodings:
             n = overrides.get((method, decoding), args.samples)
@@ -277,7 +286,8 @@ def main(argv=None) -> int:
                                   decoding=decoding, norm_timesteps=args.norm_timesteps)
             conv_s = time.perf_counter() - t0
             m, wall = simulate(net, x_test[:n], y_test[:n], args.timesteps, checkpoints, args.workers)
-            rows = sweep(m)
+            rows = sweep(m, subsets)
+            predictions[f"{method}:{decoding}"] = m["checkpoint_predictions"].astype(np.int8)
             per_sample = float(np.mean(m["seconds"]))
             cfg = {
                 "method": method, "decoding": decoding, "samples": int(n),
@@ -303,10 +313,13 @@ def main(argv=None) -> int:
             print(f"\n{method} / {decoding}: {n} samples, convert {conv_s:.1f} s, simulate {wall:.0f} s wall "
                   f"({1000 * per_sample:.1f} ms/sample on one core, {1000 * wall / n:.1f} ms/sample wall "
                   f"with {args.workers} workers)")
-            print(f"  {'T':>5} {'acc %':>7} {'spikes/sample':>14} {'syn ops/sample':>15}")
+            sub = [n for n in subsets if n < n_max and n < len(m["labels"])]
+            print(f"  {'T':>5} {'acc %':>7} " + "".join(f"{'first ' + str(n):>11}" for n in sub)
+                  + f" {'spikes/sample':>14} {'syn ops/sample':>15}")
             for r in rows:
-                print(f"  {r['timesteps']:>5} {100 * r['accuracy']:>7.2f} {r['spikes_per_sample']:>14.0f} "
-                      f"{r['syn_ops_per_sample']:>15.0f}")
+                print(f"  {r['timesteps']:>5} {100 * r['accuracy']:>7.2f} "
+                      + "".join(f"{100 * r[f'accuracy_first_{n}']:>11.2f}" for n in sub)
+                      + f" {r['spikes_per_sample']:>14.0f} {r['syn_ops_per_sample']:>15.0f}")
             sys.stdout.flush()
 
     info["loadavg_end"] = list(os.getloadavg())
@@ -334,6 +347,9 @@ def main(argv=None) -> int:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=float))
     tmp.replace(out)
+
+    np.savez_compressed(out.with_name(out.stem + "_predictions.npz"), labels=y_test.astype(np.int8),
+                        checkpoints=np.array(checkpoints), **predictions)
 
     print("\nSummary: accuracy % (syn ops/sample) per T")
     head = "".join(f"{'T=' + str(c):>20}" for c in checkpoints)

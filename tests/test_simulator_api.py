@@ -33,10 +33,11 @@ def test_step_by_step_equals_full_run(seed):
     n = 0
     while True:
         nxt = stepped.peek()
-        ev = stepped.step()
-        assert ev == nxt
-        if ev is None:
+        res = stepped.step()
+        if res is None:
+            assert nxt is None
             break
+        assert res.event == nxt
         n += 1
     assert n == full.events_processed == stepped.events_processed
     a, b = _final(full), _final(stepped)

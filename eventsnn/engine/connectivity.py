@@ -152,3 +152,43 @@ def deliver(conn_i, conn, weights, idx, scale, buf, doff, tflag, tlist, tn, uoff
                 buf[doff + n] += w
             touch(tflag, tlist, tn, uoff, pop, n)
     return ny * nx
+
+
+@inline_kernel
+def fanout_targets(conn_i, conn, weights, idx, out_idx, out_w):
+    """Write the targets of source ``idx`` (flat, in the target layer) and their
+    weights into ``out_idx``/``out_w``; return how many (for step-through debugging)."""
+    kind = conn_i[conn, C_KIND]
+    woff = conn_i[conn, C_WOFF]
+    co = conn_i[conn, C_CO]
+    if kind == K_DENSE:
+        for j in range(co):
+            out_idx[j] = j
+            out_w[j] = weights[woff + idx * co + j]
+        return co
+    if kind == K_IDENT:
+        out_idx[0] = idx
+        out_w[0] = weights[woff]
+        return 1
+    wi, ci, wo = conn_i[conn, C_WI], conn_i[conn, C_CI], conn_i[conn, C_WO]
+    kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
+    y = idx // (wi * ci)
+    x = (idx // ci) % wi
+    c = idx % ci
+    ny, oy0, ky0 = _taps(y, conn_i[conn, C_PY], kh, sy, conn_i[conn, C_HO])
+    nx, ox0, kx0 = _taps(x, conn_i[conn, C_PX], kw, sx, wo)
+    n = 0
+    for a in range(ny):
+        for b in range(nx):
+            pos = (oy0 - a) * wo + (ox0 - b)
+            if kind == K_CONV:
+                wbase = woff + (((ky0 + a * sy) * kw + (kx0 + b * sx)) * ci + c) * co
+                for j in range(co):
+                    out_idx[n] = pos * co + j
+                    out_w[n] = weights[wbase + j]
+                    n += 1
+            else:
+                out_idx[n] = pos * ci + c
+                out_w[n] = weights[woff] if kind == K_POOL else 0.0
+                n += 1
+    return n

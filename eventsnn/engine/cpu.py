@@ -27,13 +27,13 @@ import math
 
 import numpy as np
 
-from .connectivity import deliver, fanout, touch
+from .connectivity import deliver, fanout, fanout_targets, touch
 from .jit import inline_kernel, kernel
 from .layout import (C_DST, C_KIND, C_SRC, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF,
                      P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
                      P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
                      Q_IN_CURSOR, RESET_SUBTRACT, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED,
-                     ST_UNTIL, C_CI, C_HI, C_KH, C_KW, C_SX, C_SY, C_WI, C_WO)
+                     ST_UNTIL, ST_BREAK, C_CI, C_HI, C_KH, C_KW, C_SX, C_SY, C_WI, C_WO)
 from .queue import push_event, release_bucket, release_event, take_bucket
 
 
@@ -51,8 +51,14 @@ def _bin(t, nbins):
 def _emit(net, st, q, cnt, lg, log_on, p, k, t, tbin):
     """Neuron ``k`` of population ``p`` spikes at ``t``: count, log, queue its fan-out."""
     conn_i, conn_delay, pop_i, out_conn = net[0], net[1], net[3], net[5]
-    spike_count = st[9]
-    spike_count[pop_i[p, P_OFF] + k] += 1
+    spike_count, brk_pop, brk_neuron, brk_hit = st[9], st[14], st[15], st[16]
+    n = pop_i[p, P_OFF] + k
+    spike_count[n] += 1
+    if (brk_pop[p] != 0 or brk_neuron[n] != 0) and brk_hit[0] == 0.0:
+        brk_hit[0] = 1.0
+        brk_hit[1] = t
+        brk_hit[2] = p
+        brk_hit[3] = k
     cnt[1][p, tbin] += 1
     if log_on:
         log_n = lg[3]
@@ -84,6 +90,7 @@ def _flush_input(net, st, q, cnt, lg, log_on, t, tbin):
 @kernel
 def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous):
     pop_i, pop_tau, thr, decay = net[3], net[4], net[6], net[7]
+    traced, tr_t, tr_n, tr_pre, tr_post, tr_count = st[17], lg[4], lg[5], lg[6], lg[7], lg[8]
     v, inp, const, last_t, tflag, tlist, tn = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
     max_input = st[13]
     top = max_input[p]
@@ -111,6 +118,7 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
             vv = v[n] * f + inp[n] + const[n]
             inp[n] = zero
             last_t[n] = t
+            pre = vv
             if spiking and vv >= thr[n]:
                 if subtract:
                     vv = vv - thr[n]
@@ -120,6 +128,13 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
                     vv = zero
                 _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
             v[n] = vv
+            if traced[n] != 0:
+                i_tr = tr_count[0]
+                tr_t[i_tr] = t
+                tr_n[i_tr] = n
+                tr_pre[i_tr] = pre
+                tr_post[i_tr] = vv
+                tr_count[0] = i_tr + 1
         cnt[2][p, tbin] += block
         if recheck:
             tlist[uoff + keep] = u
@@ -191,6 +206,8 @@ def _room(net, st, q, lg, log_on, p, t, continuous):
         return ST_GROW_QUEUE
     if log_on and lg[3][0] + m > lg[0].shape[0]:
         return ST_GROW_LOG
+    if lg[9][0] != 0 and lg[8][0] + m > lg[4].shape[0]:
+        return ST_GROW_LOG
     return -1
 
 
@@ -255,6 +272,9 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
             _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
         release_bucket(q, b)
         qs[Q_CUR] = -1
+        if st[16][0] == 1.0:
+            st[16][0] = 2.0  # reported; the caller clears it to resume
+            return ST_BREAK, done
         if done >= max_events:
             return ST_PAUSED, done
 
@@ -299,3 +319,9 @@ def start_sample(net, st, q, t_end):
 def fanout_of(conn_i, c, idx):
     """Exact fan-out of source ``idx`` through connection ``c`` (for tests and counts)."""
     return fanout(conn_i, c, idx)
+
+
+@kernel
+def targets_of(conn_i, c, weights, idx, out_idx, out_w):
+    """The targets (flat index in the target layer) and weights of one source neuron."""
+    return fanout_targets(conn_i, c, weights, idx, out_idx, out_w)

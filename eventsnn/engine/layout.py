@@ -42,6 +42,7 @@ ST_EMPTY = 0  # queue empty: the sample is finished
 ST_UNTIL = 1  # the next event lies at or past the requested time
 ST_PAUSED = 2  # the requested number of events was processed
 ST_GROW_QUEUE = 3  # not enough free event or bucket slots for the next flush
-ST_GROW_LOG = 4  # the spike log is full
+ST_GROW_LOG = 4  # the spike log or the membrane trace is full
+ST_BREAK = 5  # a spike breakpoint was hit (the layer update that caused it is complete)
 
 NO_CONN = -1  # a sentinel event: it only schedules its layer's update

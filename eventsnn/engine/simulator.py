@@ -16,11 +16,19 @@ from ..encoding import bernoulli_spikes, poisson_process_spikes, sample_rng
 from ..network import Network, NetworkError
 from . import cpu
 from .layout import (C_DST, C_SRC, P_KIND, P_INTEGRATE, P_LEAKY, P_N, P_OFF, Q_CUR, Q_HEAP_N,
-                     ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED, ST_UNTIL)
+                     ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED, ST_UNTIL)
+from .debug import DebugMixin
 from .plan import Plan, flat_input
 from .queue import EventQueue
 
-_STATUS = {ST_EMPTY: "done", ST_UNTIL: "until", ST_PAUSED: "paused"}
+_STATUS = {ST_EMPTY: "done", ST_UNTIL: "until", ST_PAUSED: "paused", ST_BREAK: "breakpoint"}
+
+
+def _grown(log: tuple) -> tuple:
+    """The log tuple with its spike and trace arrays doubled (counts and flags kept)."""
+    def more(a):
+        return np.concatenate([a, np.zeros(max(a.size, 1 << 12), a.dtype)])
+    return tuple(more(a) for a in log[:3]) + (log[3],) + tuple(more(a) for a in log[4:8]) + log[8:]
 
 
 @dataclass(frozen=True)
@@ -35,10 +43,14 @@ class Event:
     layer: str
     source: str | None
     neuron: int
+    conn: int = -1  # the connection it crosses (a residual add can take two from one source)
 
 
-class Simulator:
+class Simulator(DebugMixin):
     """Event-driven simulation of one network, one input sample at a time.
+
+    ``run()``, ``run(until=t)``, ``step()``, ``peek()``, breakpoints and watches
+    (see :mod:`eventsnn.engine.debug`) all drive the same jitted kernel.
 
     Parameters: ``timesteps`` (steps in discrete mode, duration in time units in
     continuous mode), ``mode`` (``"discrete"`` or ``"continuous"``),
@@ -86,11 +98,20 @@ class Simulator:
         self.updates = np.zeros((n_pops, self.timesteps), np.int64)
         self.analog_macs = np.zeros(n_pops, np.int64)
         cap = 1 << 12 if record_spikes else 0
+        # spike log (time, layer, neuron, count), then membrane trace (time, neuron,
+        # V before reset, V after, count, on-flag)
         self._log = (np.zeros(cap, np.float64), np.zeros(cap, np.int32), np.zeros(cap, np.int32),
+                     np.zeros(1, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int32),
+                     np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(1, np.int64),
                      np.zeros(1, np.int64))
+        self._brk_pop = np.zeros(n_pops, np.uint8)
+        self._brk_neuron = np.zeros(n, np.uint8)
+        self._brk_hit = np.zeros(4, np.float64)
+        self._traced = np.zeros(n, np.uint8)
         self.queue = EventQueue(n_pops)
         self.events_processed = 0
         self._loaded = False
+        self._init_debug()
 
     # -- feeding input ---------------------------------------------------------
     def reset(self, x, sample_index: int = 0, input_spikes=None) -> "Simulator":
@@ -108,6 +129,8 @@ class Simulator:
         self._gate_last[:] = -1.0
         self.max_input[:] = -np.inf
         self._log[3][0] = 0
+        self._log[8][0] = 0
+        self._brk_hit[:] = 0
         self._const[:] = plan.const_base
         self.queue.clear()
         if plan.encoding == "direct":
@@ -141,7 +164,8 @@ class Simulator:
     def _state(self) -> tuple:
         return (self._v, self._inp, self._const, self._last_t, self._tflag, self._tlist, self._tn,
                 self._gate_cnt, self._gate_last, self._spike_count, self._in_time, self._in_idx,
-                self._clock, self.max_input)
+                self._clock, self.max_input, self._brk_pop, self._brk_neuron, self._brk_hit,
+                self._traced)
 
     # -- running -----------------------------------------------------------------
     def _advance(self, until: float, max_events: int) -> str:
@@ -160,25 +184,9 @@ class Simulator:
             if status == ST_GROW_QUEUE:
                 self.queue.ensure(self.queue.ev_conn.size + 1, self.queue.b_time.size + 1)
             elif status == ST_GROW_LOG:
-                self._log = tuple(np.concatenate([a, np.zeros(max(a.size, 1 << 12), a.dtype)])
-                                  for a in self._log[:3]) + (self._log[3],)
+                self._log = _grown(self._log)
             else:
                 return _STATUS[status]
-
-    def run(self, until: float | None = None) -> str:
-        """Process events until the sample ends (or until the next event is at ``until``).
-
-        Returns ``"done"`` when the queue is empty, ``"until"`` when it stopped
-        at ``until``. Can be resumed by calling again.
-        """
-        return self._advance(np.inf if until is None else until, np.iinfo(np.int64).max)
-
-    def step(self) -> Event | None:
-        """Process exactly one event (and the layer update it completes); return it."""
-        event = self.peek()
-        if event is not None:
-            self._advance(np.inf, 1)
-        return event
 
     def peek(self) -> Event | None:
         """The next event to be processed, or None when the sample is finished."""
@@ -196,7 +204,7 @@ class Simulator:
         layer = self.layer_names[int(q.b_rank[b])]
         if conn < 0:
             return Event(t, layer, None, -1)
-        return Event(t, layer, self.layer_names[int(self.plan.conn_i[conn, C_SRC])], int(q.ev_idx[e]))
+        return Event(t, layer, self.layer_names[int(self.plan.conn_i[conn, C_SRC])], int(q.ev_idx[e]), conn)
 
     # -- reading state -------------------------------------------------------------
     @property
