@@ -162,22 +162,23 @@ class Counter:
     def add(self, layer: int, s: torch.Tensor):
         """``s``: spike counts of hidden layer ``layer`` (0, 1, 2) at one step, (B, ...)."""
         b = s.shape[0]
-        dims = tuple(range(1, s.dim()))
-        self.spikes[layer][:b] += s.sum(dims).double()
-        nz = (s > 0)
-        self.events[layer][:b] += nz.sum(dims).double()
+        flat = s.reshape(b, -1)
+        n_spikes = flat.sum(1)
+        self.spikes[layer][:b] += n_spikes.double()
+        self.events[layer][:b] += (flat > 0).sum(1).double()
         fan = self.fan
+        if layer == 2:
+            self.ops[:b] += (10.0 * n_spikes).double()
+            self.ops_graded[:b] += (10.0 * (flat > 0).sum(1)).double()
+            return
+        self.ops[:b] += (flat @ fan["f1" if layer == 0 else "f2"].reshape(-1)).double()
+        c, h, w = s.shape[1:]
+        pooled = (s.reshape(b, c, h // 2, 2, w // 2, 2).sum((3, 5)) > 0).reshape(b, -1).to(s.dtype)
         if layer == 0:
-            self.ops[:b] += (s * fan["f1"]).sum(dims).double()
-            pooled = F.avg_pool2d(s, 2) > 0
-            self.ops_graded[:b] += (s.sum(dims) + (pooled * fan["f_conv2"]).sum(dims)).double()
-        elif layer == 1:
-            self.ops[:b] += (s * fan["f2"]).sum(dims).double()
-            pooled = F.avg_pool2d(s, 2) > 0
-            self.ops_graded[:b] += (s.sum(dims) + 128.0 * pooled.sum(dims)).double()
+            graded = n_spikes + pooled @ fan["f_conv2"].reshape(-1)
         else:
-            self.ops[:b] += (s * fan["f3"]).sum(dims).double()
-            self.ops_graded[:b] += (10.0 * nz.sum(dims)).double()
+            graded = n_spikes + 128.0 * pooled.sum(1)
+        self.ops_graded[:b] += graded.double()
 
     def snapshot(self):
         return {"spikes": sum(self.spikes).clone(), "spikes_by_layer": [s.clone() for s in self.spikes],

@@ -124,7 +124,7 @@ class _Unit:
     scaled: bool  # carries its own scale lambda (conv/dense/add); pools inherit
 
 
-def _map(g: AnnGraph, decoding: str, reset: str):
+def _map(g: AnnGraph, decoding: str, reset: str, v_init: float = 0.0):
     """ANN ops -> SNN layers. Returns (units in order, alias: ANN name -> SNN name)."""
     alias = {"input": "input"}
     units: list = []
@@ -135,7 +135,7 @@ def _map(g: AnnGraph, decoding: str, reset: str):
         return g.consumers(name)
 
     def neuron():
-        return Neuron("if", 1.0, reset, 1.0)
+        return Neuron("if", 1.0, reset, 1.0, v_init)
 
     for layer in g.layers:
         where = f"node {layer.name!r} ({layer.op})"
@@ -212,12 +212,13 @@ def file_sha256(path) -> str:
 
 def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile", percentile: float = 99.9,
             reset: str = "subtract", decoding: str = "spikes", encoding: str = "direct",
-            norm_timesteps: int = 100, progress=None, seed: int = 0) -> tuple:
+            norm_timesteps: int = 100, progress=None, seed: int = 0, v_init: float = 0.0) -> tuple:
     """Convert ``ann`` into a spiking :class:`Network`; return (network, report).
 
     ``calibration`` is (N, H, W, C) data in the ANN's input range; ``labels``
     (optional) gives the source ANN's accuracy on it. ``progress(n)`` is
-    called as calibration samples are processed.
+    called as calibration samples are processed. ``v_init`` starts every
+    spiking neuron at that fraction of its threshold (0.5: Bu et al. 2022).
     """
     if method not in METHODS:
         raise ConversionError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
@@ -237,7 +238,9 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     y = None if labels is None else np.asarray(labels, np.int64)[: x.shape[0]]
 
     g = simplify(ann)
-    units, alias = _map(g, decoding, reset)
+    if not 0.0 <= v_init < 1.0:
+        raise ConversionError(f"v_init must lie in [0, 1), got {v_init}")
+    units, alias = _map(g, decoding, reset, v_init)
     report = ConversionReport(method=method, calibration_samples=int(x.shape[0]))
     acts = forward(g, x, keep=True)
     for name, a in acts.items():
@@ -262,6 +265,7 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
         "method": method,
         "percentile": percentile if method == "percentile" else None,
         "reset": reset,
+        "v_init": v_init,
         "calibration_samples": report.calibration_samples,
         "scales": report.scales,
         "thresholds": report.thresholds,

@@ -47,6 +47,9 @@ class NetworkError(ValueError):
 class Neuron:
     """A spiking population's parameters.
 
+    ``v_init`` is the membrane potential at t = 0 as a fraction of the
+    threshold, in [0, 1): 0.5 halves the rounding error of a converted net at
+    short latencies (Bu et al. 2022, "Optimal ANN-SNN conversion", ICLR).
     ``threshold`` is a scalar or one value per channel (last axis). ``leak`` is
     the per-step retention factor lambda (1 for IF); ``tau`` the matching time
     constant, ``leak = exp(-1/tau)``, used for exact decay in continuous time.
@@ -56,6 +59,7 @@ class Neuron:
     threshold: Any = 1.0
     reset: str = "subtract"
     leak: float = 1.0
+    v_init: float = 0.0
 
     @property
     def tau(self) -> float:
@@ -77,12 +81,12 @@ class Neuron:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "threshold": np.asarray(self.threshold, np.float32),
-                "reset": self.reset, "leak": float(self.leak)}
+                "reset": self.reset, "leak": float(self.leak), "v_init": float(self.v_init)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Neuron":
         return cls(d.get("kind", "if"), d.get("threshold", 1.0),
-                   d.get("reset", "subtract"), float(d.get("leak", 1.0)))
+                   d.get("reset", "subtract"), float(d.get("leak", 1.0)), float(d.get("v_init", 0.0)))
 
 
 @dataclass
@@ -214,6 +218,10 @@ def _validate_neuron(neuron: Neuron, channels: int, where: str) -> None:
     if neuron.kind == "if" and leak != 1.0:
         raise NetworkError(f"{where}: an IF neuron has leak 1; use kind 'lif' for leak {leak}")
     neuron.leak = leak
+    v_init = float(neuron.v_init)
+    if not (0.0 <= v_init < 1.0):
+        raise NetworkError(f"{where}: field 'v_init' must be in [0, 1) (a fraction of the threshold), got {neuron.v_init}")
+    neuron.v_init = v_init
 
 
 def infer_shapes(net: Network) -> dict:

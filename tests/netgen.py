@@ -26,9 +26,10 @@ def random_neuron(rng, channels, continuous=False):
         threshold[threshold <= 0] = 0.25
     else:
         threshold = float(dyadic(rng, (), 0.25, 1.25)) or 0.5
+    v_init = 0.5 if rng.random() < 0.3 else 0.0
     if kind == "if":
-        return Neuron("if", threshold, reset, 1.0)
-    return Neuron("lif", threshold, reset, 0.5 if not continuous else float(rng.choice([0.5, 0.8, 0.95])))
+        return Neuron("if", threshold, reset, 1.0, v_init)
+    return Neuron("lif", threshold, reset, 0.5 if not continuous else float(rng.choice([0.5, 0.8, 0.95])), v_init)
 
 
 def random_network(rng, encoding="poisson", continuous=False, decoding=None) -> Network:

@@ -134,6 +134,14 @@ def _params(pop, net):
     return thr, np.float32(neuron.leak), neuron.reset == "subtract", spiking
 
 
+def _initial(pop, net):
+    """Potentials at t = 0: v_init * threshold (zero for the input, gates and a membrane readout)."""
+    if pop.layer is None or pop.layer.neuron is None:
+        return np.zeros(pop.n, np.float32)
+    thr, _, _, spiking = _params(pop, net)
+    return (np.float32(pop.layer.neuron.v_init) * thr).astype(np.float32) if spiking else np.zeros(pop.n, np.float32)
+
+
 def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
     """Clock-driven reference. Returns dict with per-population rasters [T, N],
     syn_ops [P, T], updates [P, T], analog_macs [P], final potentials."""
@@ -145,7 +153,7 @@ def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
     syn = np.zeros((P, T), np.int64)
     upd = np.zeros((P, T), np.int64)
     macs = np.zeros(P, np.int64)
-    v = [np.zeros(p.n, np.float32) for p in pops]
+    v = [_initial(p, net) for p in pops]
     const = [p.bias.copy() for p in pops]
     counts = {}
     if encoding == "direct":
@@ -221,7 +229,7 @@ def simulate_continuous(net, in_times, in_idx, duration):
     """
     pops = build(net)
     P = len(pops)
-    v = [np.zeros(p.n, np.float32) for p in pops]
+    v = [_initial(p, net) for p in pops]
     inp = [np.zeros(p.n, np.float32) for p in pops]
     last = [np.zeros(p.n, np.float64) for p in pops]
     counts = [np.zeros(pops[p.conns[0].src].n, np.int64) if p.gate else None for p in pops]

@@ -146,7 +146,7 @@ class Plan:
         if encoding == "direct" and np.any(self.conn_i[self.analog_conns, C_KIND] == K_GATE):
             raise NetworkError("a maxpool2d layer cannot take the analog (direct) input; use poisson encoding")
         out_conns = []
-        thresholds = []
+        thresholds, initial = [], []
         leaks = np.ones(n_pops, np.float64)
         output = n_pops - 1
         for p, pop in enumerate(self.pops):
@@ -175,6 +175,10 @@ class Plan:
                 leaks[p] = neuron.leak
                 self.pop_tau[p] = neuron.tau
             thresholds.append(thr.reshape(-1))
+            v0 = np.zeros(n, np.float32)
+            if neuron is not None and neuron.v_init and pop_i[p, P_SPIKING]:
+                v0[:] = (np.float32(neuron.v_init) * thr).reshape(-1)
+            initial.append(v0)
             if pop.kind == P_GATE:
                 pop_i[p, P_IN_CONN] = incoming[p][0]
                 pop_i[p, P_GOFF] = goff
@@ -184,6 +188,7 @@ class Plan:
         self.pop_i = pop_i
         self.out_conn = np.array(out_conns, np.int32)
         self.thr = np.concatenate(thresholds).astype(np.float32)
+        self.v_initial = np.concatenate(initial).astype(np.float32)
         self.n_neurons, self.n_units, self.n_gate = off, uoff, goff
         steps = np.arange(self.timesteps + 1, dtype=np.float64)
         self.decay = (leaks[:, None] ** steps[None, :]).astype(np.float32)

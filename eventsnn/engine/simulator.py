@@ -132,6 +132,10 @@ class Simulator(DebugMixin):
         self._log[8][0] = 0
         self._brk_hit[:] = 0
         self._const[:] = plan.const_base
+        # V[-1] = v_init * threshold: the state before step 0 (so step 0 leaks it,
+        # V[t] = leak V[t-1] + I[t] for every t >= 0); in continuous time V(0).
+        self._v[:] = plan.v_initial
+        self._last_t[:] = 0.0 if plan.continuous else -1.0
         self.queue.clear()
         if plan.encoding == "direct":
             if input_spikes is not None:

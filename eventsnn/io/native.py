@@ -11,7 +11,8 @@ Layout (documented in docs/FORMAT.md)::
                             delay (float64)
                      datasets: weight (float32), bias (float32, optional)
     /layers/NNNN/neuron   attrs: kind ("if"|"lif"), reset ("subtract"|"zero"),
-                                 leak (float64); dataset: threshold (float32,
+                                 leak (float64), v_init (float64, optional,
+                                 default 0); dataset: threshold (float32,
                                  scalar or per channel)
 
 Weights are channel-last: conv (kh, kw, C_in, C_out), dense (N_in, N_out) with
@@ -67,6 +68,7 @@ def save_network(net: Network, path) -> None:
                     n.attrs["kind"] = layer.neuron.kind
                     n.attrs["reset"] = layer.neuron.reset
                     n.attrs["leak"] = float(layer.neuron.leak)
+                    n.attrs["v_init"] = float(layer.neuron.v_init)
                     n.create_dataset("threshold", data=np.asarray(layer.neuron.threshold, np.float32))
 
 
@@ -199,5 +201,6 @@ def _read_layer(g, i: int) -> Layer:
         threshold = _dataset(n, "threshold", nwhere, required=True)
         layer.neuron = Neuron(kind=_attr(n, "kind", nwhere), threshold=threshold,
                               reset=_attr(n, "reset", nwhere),
-                              leak=_attr(n, "leak", nwhere, float))
+                              leak=_attr(n, "leak", nwhere, float),
+                              v_init=_attr(n, "v_init", nwhere, float, required=False, default=0.0))
     return layer
