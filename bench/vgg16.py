@@ -179,9 +179,34 @@ def in_process_run(net_path, x0, timesteps, log) -> dict:
     res["events_per_s"] = res["events_processed"] / res["run_s"] if res["run_s"] > 0 else None
     log(f"  in-process sample 0: reset {res['reset_s']:.2f} s, run {res['run_s']:.2f} s, "
         f"{res['events_processed']:,} events, {res['syn_ops']:,} syn ops")
+    res["vs_rate_model"] = rate_check(net, sim, x0, timesteps)
+    out = res["vs_rate_model"][-1]
+    log(f"  output vs rate model: corr {out['corr']:.3f}, SNN top-1 {res['prediction']}, rate-model top-1 "
+        f"{out['model_top1']}, its SNN count {out['snn_count_of_model_top1']} (max {out['snn_max_count']})")
     del sim, net
     gc.collect()
     return res
+
+
+def rate_check(net, sim, x0, timesteps) -> list:
+    """Per spiking layer: the SNN's spike rates against the ReLU network it approximates
+    (:func:`eventsnn.convert.rate_model`, activations clipped to [0, 1] = the reachable rates)."""
+    from eventsnn.convert import rate_model
+    acts = rate_model(net, x0[None])
+    rows = []
+    for p, pop in enumerate(sim.plan.pops[1:], start=1):
+        model = np.clip(acts[pop.name].reshape(-1), 0, 1)
+        snn = sim.spike_counts(pop.name).reshape(-1) / timesteps
+        ok = model.std() > 0 and snn.std() > 0
+        rows.append({"layer": pop.name, "snn_mean_rate": float(snn.mean()), "model_mean_rate": float(model.mean()),
+                     "model_saturated_frac": float(np.mean(acts[pop.name] >= 1)),
+                     "mean_abs_err": float(np.mean(np.abs(snn - model))),
+                     "corr": float(np.corrcoef(snn, model)[0, 1]) if ok else None})
+    counts = sim.spike_counts(sim.plan.pops[-1].name).reshape(-1)
+    top = int(np.argmax(acts[sim.plan.pops[-1].name].reshape(-1)))
+    rows[-1].update({"model_top1": top, "snn_count_of_model_top1": int(counts[top]),
+                     "snn_max_count": int(counts.max()), "snn_classes_at_max": int(np.sum(counts == counts.max()))})
+    return rows
 
 
 def bench_config(size: str, pool: str, args, work: Path, log) -> list:
@@ -229,6 +254,12 @@ def bench_config(size: str, pool: str, args, work: Path, log) -> list:
     gc.collect()
 
     converted = work / f"{tag}_converted.h5"
+    if size == "224" and n_cal > 1:  # memory probe: the same conversion with one calibration image
+        probe = work / f"{tag}_calib1.npz"
+        np.savez(probe, x=x_cal[:1], y=y[:1])
+        res = run_cmd(cli() + ["convert", onnx_path, "-o", converted, "--calibration", probe, "--json",
+                               "--no-progress"], log)
+        entry["convert_1_image"] = {"wall_s": res["wall_s"], "peak_rss_gib": res["peak_rss_gib"], "rc": res["rc"]}
     res = run_cmd(cli() + ["convert", onnx_path, "-o", converted, "--calibration", calib, "--json",
                            "--no-progress"], log)
     entry["convert"] = {"command": f"eventsnn convert {onnx_path.name} -o {converted.name} "
@@ -242,6 +273,9 @@ def bench_config(size: str, pool: str, args, work: Path, log) -> list:
     entry["convert"].update({k: prov.get(k) for k in ("method", "percentile", "ann_accuracy",
                                                       "normalized_ann_accuracy", "scales")})
     entry["converted_mb"] = converted.stat().st_size / 1e6
+    if "convert_1_image" in entry and entry["convert_1_image"]["rc"] == 0:
+        entry["convert_peak_rss_gib_per_extra_calibration_image"] = (
+            (res["peak_rss_gib"] - entry["convert_1_image"]["peak_rss_gib"]) / (n_cal - 1))
 
     out = []
     for k, steps_t in enumerate(steps):

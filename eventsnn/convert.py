@@ -347,18 +347,50 @@ def _normalized_ann_accuracy(g, units, x, y, report):
     """Accuracy of the normalised ReLU network (it must match the source ANN's)."""
     if y is None:
         return None
-    net = Network(input_shape=g.input_shape, layers=[u.layer for u in units])
+    net = Network(input_shape=g.input_shape, layers=[u.layer for u in units], decoding="membrane")
     out = rate_model(net, x)[net.layers[-1].name].reshape(len(x), -1)
     return float(np.mean(np.argmax(out, axis=1) == y))
 
 
 def _spike_norm(net: Network, units, x, steps, report, progress, seed):
-    """Threshold balancing (Sengupta et al. 2019), layer by layer in the SNN."""
+    """Threshold balancing (Sengupta et al. 2019), layer by layer in the SNN.
+
+    With thresholds theta, a layer's spike rates are its ANN activations divided
+    by Lambda, the product of the thresholds on the path from the input. Weights
+    stay as trained, so a bias must be divided by the Lambda of the layer's
+    input (else it outweighs the scaled-down spikes), and the branches of a
+    residual add are brought to a common Lambda by their add weights.
+    """
     from .engine.simulator import Simulator
     spiking = [u.layer for u in units if u.layer.neuron is not None]
     for layer in spiking:
         layer.neuron.threshold = np.float32(_HUGE)
-    for k, layer in enumerate(spiking):
+    scale = {"input": 1.0}
+    by_name = {u.layer.name: u.layer for u in units}
+
+    def rescale(layer, weight_factor, bias_factor):
+        layer.weight = (layer.weight.astype(np.float64) * weight_factor).astype(np.float32)
+        if layer.bias is not None:
+            layer.bias = (layer.bias.astype(np.float64) * bias_factor).astype(np.float32)
+
+    for layer in net.layers:
+        src = scale[layer.inputs[0]]
+        if layer.kind == "add":
+            ref = src
+            weights = []
+            for name in layer.inputs:
+                branch = by_name.get(name)
+                if branch is not None and branch.neuron is None and branch.kind != "maxpool2d":
+                    rescale(branch, scale[branch.inputs[0]] / ref, 1.0 / ref)  # neuron-less conv
+                    weights.append(1.0)
+                else:
+                    weights.append(scale[name] / ref)
+            layer.weight = np.asarray(weights, np.float32)
+        elif layer.bias is not None and layer.neuron is not None:
+            layer.bias = (layer.bias.astype(np.float64) / src).astype(np.float32)
+        if layer.neuron is None:
+            scale[layer.name] = src  # flatten, max-pool gate, neuron-less conv (unused)
+            continue
         upto = net.layers.index(layer)
         sub = Network(input_shape=net.input_shape, layers=net.layers[: upto + 1],
                       encoding=net.encoding, decoding="spikes")
@@ -374,6 +406,8 @@ def _spike_norm(net: Network, units, x, steps, report, progress, seed):
                                   f"on the calibration data")
         layer.neuron.threshold = np.float32(top)
         report.thresholds[layer.name] = top
+        scale[layer.name] = src * top
+        report.scales[layer.name] = src * top
         if progress is not None:
             progress(x.shape[0] / len(spiking))
 

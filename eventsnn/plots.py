@@ -251,6 +251,9 @@ def plot_activity(sim, layer, t=None, channel=None, ax=None, path=None):
     ax, own = _figure(ax, (5.2, 4.4))
     im = ax.imshow(img, cmap="magma", interpolation="nearest", vmin=0)
     cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    from matplotlib.ticker import MaxNLocator
+    cb.locator = MaxNLocator(integer=True)  # spike counts
+    cb.update_ticks()
     cb.set_label("spikes")
     sub = ", ".join(s for s in (what, when) if s)
     ax.set_title(f"{short_name(name)} activity\n({sub})", fontsize=10)
