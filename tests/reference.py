@@ -146,7 +146,6 @@ def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
     """Clock-driven reference. Returns dict with per-population rasters [T, N],
     syn_ops [P, T], updates [P, T], analog_macs [P], final potentials."""
     pops = build(net)
-    n_in = pops[0].n
     x = np.asarray(x, np.float32).reshape(-1)
     P, T = len(pops), timesteps
     raster = [np.zeros((T, p.n), bool) for p in pops]

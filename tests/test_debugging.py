@@ -28,7 +28,8 @@ def _full(net, x, steps, seed):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_neuron_breakpoint_stops_at_its_first_spike(seed):
-    for seed in range(10 * seed, 10 * seed + 10):  # the first random net with hidden spikes
+    for trial in range(10 * seed, 10 * seed + 10):  # the first random net with hidden spikes
+        seed = trial
         net, x, steps = _setup(seed)
         full = _full(net, x, steps, seed)
         t, p, i = full.recorded_spikes()

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import inline_kernel
-from .layout import (C_CI, C_CO, C_HI, C_HO, C_KH, C_KIND, C_KW, C_PX, C_PY, C_SX, C_SY,
-                     C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_GATE, K_IDENT, K_POOL)
+from .layout import (C_CI, C_CO, C_HO, C_KH, C_KIND, C_KW, C_PX, C_PY, C_SX, C_SY,
+                     C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_IDENT, K_POOL)
 
 
 @inline_kernel

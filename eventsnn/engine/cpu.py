@@ -29,12 +29,12 @@ import numpy as np
 
 from .connectivity import deliver, fanout, fanout_targets, touch
 from .jit import inline_kernel, kernel
-from .layout import (C_DST, C_KIND, C_SRC, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF,
+from .layout import (C_DST, C_KIND, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF,
                      P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
                      P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
                      Q_IN_CURSOR, RESET_SUBTRACT, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED,
-                     ST_UNTIL, ST_BREAK, C_CI, C_HI, C_KH, C_KW, C_SX, C_SY, C_WI, C_WO)
-from .queue import push_event, release_bucket, release_event, take_bucket
+                     ST_UNTIL, ST_BREAK, C_CI, C_KH, C_KW, C_SX, C_SY, C_WI)
+from .queue import push_event, release_bucket, take_bucket
 
 
 @inline_kernel

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..network import Network, NetworkError, as_hwc
+from ..network import Network, NetworkError
 from .layout import (C_CI, C_CO, C_DST, C_HI, C_HO, C_KH, C_KIND, C_KW, C_NFIELDS, C_PX, C_PY,
                      C_SRC, C_SX, C_SY, C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_GATE, K_IDENT,
                      K_POOL, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF, P_H, P_IN_CONN, P_INPUT,

@@ -222,10 +222,3 @@ def release_bucket(q, b):
     qs, b_free = q[0], q[10]
     b_free[qs[Q_B_FREE]] = b
     qs[Q_B_FREE] += 1
-
-
-@inline_kernel
-def release_event(q, e):
-    qs, ev_free = q[0], q[4]
-    ev_free[qs[Q_EV_FREE]] = e
-    qs[Q_EV_FREE] += 1

@@ -15,7 +15,7 @@ import numpy as np
 from ..encoding import bernoulli_spikes, poisson_process_spikes, sample_rng
 from ..network import Network, NetworkError
 from . import cpu
-from .layout import (C_DST, C_SRC, P_KIND, P_INTEGRATE, P_LEAKY, P_N, P_OFF, Q_CUR, Q_HEAP_N,
+from .layout import (C_DST, C_SRC, P_KIND, P_INTEGRATE, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
                      ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED, ST_UNTIL)
 from .debug import DebugMixin
 from .plan import Plan, flat_input
