@@ -409,9 +409,13 @@ def parse_args(argv=None):
     ap.add_argument("--reps", type=int, default=None, help="timed runs per configuration (default 5; quick 3)")
     ap.add_argument("--ev-samples", default=None, help="samples timed in eventsnn, per net 'A:32,B:8' (quick 4)")
     ap.add_argument("--agree-samples", default=None, help="samples for the agreement check, 'A:32,B:8' (quick 4)")
-    ap.add_argument("--batches", default=None, help="peer batch sizes per net, 'A:1/8/32,B:1/32' (quick A:1/8,B:1/4)")
+    ap.add_argument("--batches", default=None, help="peer batch sizes per net, 'A:1/8/32,B:1/8/32' (quick A:1/8,B:1/4)")
     ap.add_argument("--threads", default="1,2", help="thread counts (torch; eventsnn uses 1 and the largest)")
     ap.add_argument("--peers", default="torch,snntorch,sinabs,sj_m,sj_s", help="timed peers")
+    ap.add_argument("--peer-rates", default=None,
+                    help="rates at which the peers are timed at every batch size, per net, e.g. "
+                         "'A:0.01/0.05/0.15,B:0.05' (the default; quick: all). At the other rates they are timed "
+                         "at the smallest batch only: their dense work does not depend on the rate")
     ap.add_argument("--cal-samples", type=int, default=None, help="samples for the gain calibration (4; quick 1)")
     ap.add_argument("--seed", type=int, default=5, help="weight seed (net B uses seed+1)")
     ap.add_argument("--no-torch", action="store_true", help="eventsnn side only")
@@ -433,11 +437,14 @@ def parse_args(argv=None):
     args.agree_samples = {k: int(v) for k, v in
                           per_net(args.agree_samples, {"A": 4, "B": 4} if q else {"A": 32, "B": 8}).items()}
     args.batches = {k: [int(b) for b in str(v).split("/")] for k, v in
-                    per_net(args.batches, {"A": "1/8", "B": "1/4"} if q else {"A": "1/8/32", "B": "1/32"}).items()}
+                    per_net(args.batches, {"A": "1/8", "B": "1/4"} if q else {"A": "1/8/32", "B": "1/8/32"}).items()}
     args.nets = [n.strip() for n in args.nets.split(",") if n.strip()]
     args.rates = [float(r) for r in args.rates.split(",")]
     args.threads = [int(t) for t in args.threads.split(",")]
     args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    all_rates = "/".join(f"{r:g}" for r in args.rates)
+    args.peer_rates = {k: [float(r) for r in str(v).split("/")] for k, v in
+                       per_net(args.peer_rates, {"A": all_rates, "B": all_rates if q else "0.05"}).items()}
     args.out = args.out or ROOT / "bench" / "results" / ("peers_speed_quick.json" if q else "peers_speed.json")
     return args
 
@@ -448,8 +455,8 @@ def get_gains(name, spec, base, xs, rate, args, cache):
         return cache[key]["gains"], cache[key]["log"], 0.0
     t0 = time.perf_counter()
     gains, log = calibrate(spec, base, xs[: args.cal_samples], rate, args.T)
-    cache[key] = {"gains": gains, "log": log}
-    return gains, log, time.perf_counter() - t0
+    cache[key] = {"gains": gains, "log": log, "seconds": time.perf_counter() - t0}
+    return gains, log, cache[key]["seconds"]
 
 
 def main(argv=None):
@@ -461,6 +468,10 @@ def main(argv=None):
     print(f"{info['cpu_model']} ({info['llvm_host_cpu']}, avx512f={info['avx512f']}), {info['logical_cpus']} logical "
           f"CPUs; python {info['python']}, numba {info['numba']}, numpy {info['numpy']}; git {info['git_commit'][:10]}"
           f"{' (eventsnn/ modified)' if info['eventsnn_dirty'] else ''}; load avg {info['loadavg_start'][0]:.2f}")
+    if info["loadavg_start"][0] > 1.0 and max(args.threads) > 1 and not args.no_torch:
+        print(f"WARNING: load average {info['loadavg_start'][0]:.1f} on {info['logical_cpus']} CPUs: multi-thread "
+              f"torch runs collapse when the cores are shared (OpenMP threads spin while descheduled; 10-100x "
+              f"slower seen here). Run on an idle machine, or pass --threads 1.", flush=True)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     cache_path = OUT_DIR / "peers_gains.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
@@ -504,7 +515,9 @@ def main(argv=None):
             npz[f"{name}/w{k}"] = w
         npz[f"{name}/x"] = np.ascontiguousarray(xs.transpose(0, 3, 1, 2))
         ncfg = {"items": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in it.items()} for it in items],
-                "batches": args.batches[name], "agree_samples": n_ag, "rates": []}
+                "batches": args.batches[name], "agree_samples": n_ag, "rates": [],
+                "time_rates": [i for i, r in enumerate(args.rates)
+                               if any(abs(r - p) < 1e-12 for p in args.peer_rates.get(name, args.rates))]}
         print(f"\n######## net {name}: {spec['desc']}; T={T}")
         for ri, rate in enumerate(args.rates):
             gains, cal_log, cal_s = get_gains(name, spec, base, xs, rate, args, cache)
@@ -512,7 +525,9 @@ def main(argv=None):
             w_u = scale_weights(base, gains, False)
             w_q = scale_weights(base, gains, True)
             net_u, net_q = build_net(spec, w_u), build_net(spec, w_q)
-            r = {"target": rate, "gains": gains, "calibration": cal_log, "calibration_s": cal_s}
+            key = f"{name}|seed{args.seed}|T{args.T}|cal{args.cal_samples}|rate{rate:g}"
+            r = {"target": rate, "gains": gains, "calibration": cal_log, "calibration_s": cal_s,
+                 "calibration_recorded_s": cache[key].get("seconds", 0.0)}
             # timings (unquantised weights: the realistic case)
             t0 = time.perf_counter()
             r["eventsnn"] = ev_timings(net_u, xs[:n_ev], T, args.reps, tuple(args.threads))
@@ -553,6 +568,8 @@ def main(argv=None):
     info["loadavg_end"] = list(os.getloadavg())
     info["total_s"] = time.perf_counter() - t_start
     report(results, args)
+    if args.quick:
+        results["full_run_estimate"] = estimate_full(results, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
     print(f"\ntotal {info['total_s']:.0f} s (eventsnn side {info['eventsnn_side_s']:.0f} s); "
@@ -649,8 +666,10 @@ def report(results, args):
                              for i, ln in enumerate(layers))
                 neur = sum(v["neurons"] * v["samples"] for v in a["layers"].values())
                 eq = sum(v["equal_frac"] * v["neurons"] * v["samples"] for v in a["layers"].values()) / neur
-                bad = ", ".join(f"{k} {v['mismatched_neuron_counts']}" for k, v in a["layers"].items()
-                                if v["mismatched_neuron_counts"])
+                badl = [(k, v["mismatched_neuron_counts"]) for k, v in a["layers"].items() if v["mismatched_neuron_counts"]]
+                bad = ", ".join(f"{k} {n}" for k, n in badl[:4])
+                if len(badl) > 4:
+                    bad += f", ... ({sum(n for _, n in badl)} in {len(badl)} layers)"
                 rows.append([f"{a['target_rate']:.2f}", "2^-8" if a["quantised"] else "float32", a["peer"],
                              "EXACT" if a["exact"] else "differs", f"{eq * 100:.3f}",
                              f"{a['output_equal_frac'] * 100:.2f}", f"{a['prediction_equal_frac'] * 100:.1f}",
@@ -687,6 +706,61 @@ def report(results, args):
         print(f"\nAGREEMENT (2^-8 weights and inputs, every neuron, every layer): "
               f"{'EXACT for every peer, net and rate' if ok else 'FAILED for ' + str([v[:3] for v in verdicts if not v[3]])}")
         results["agreement_exact"] = ok
+
+
+def estimate_full(results, args) -> dict:
+    """Rough duration of a run with the full-mode defaults, from this run's measurements.
+
+    Times scale linearly with T and with the number of samples; a batch size that
+    was not measured takes the per-sample time of the nearest measured one; a
+    thread count that was not measured takes the 1-thread time (on an idle
+    machine 2 threads are faster, so this errs long). Calibration uses the time
+    this run (or the cache) recorded, scaled the same way.
+    """
+    full = parse_args([])
+    k = full.T / args.T
+    tor = results.get("torch", {"timings": [], "agreement": [], "synops": []})
+    est = {}
+    for name, nres in results["nets"].items():
+        if name not in full.nets:
+            continue
+        ev_s = cal_s = peer_s = agree_s = 0.0
+        n_ev, n_ag = full.ev_samples[name], full.agree_samples[name]
+        for ri, r in enumerate(nres["rates"]):
+            per = r["eventsnn"]["thr1_reset_run"]["median_s"] * k
+            runs = n_ev * (full.reps * (1 + 1 / max(full.threads)) + 2 + 1) + 2 * n_ag
+            ev_s += per * runs
+            cal_s += r.get("calibration_recorded_s", r["calibration_s"]) * (full.cal_samples / args.cal_samples) * k
+            tim = [t for t in tor["timings"] if t["net"] == name and t["rate_index"] == ri]
+            if not tim:
+                tim = [t for t in tor["timings"] if t["net"] == name]
+            timed_all = any(abs(r["target"] - p) < 1e-12 for p in full.peer_rates.get(name, full.rates))
+            batches = full.batches[name] if timed_all else [min(full.batches[name])]
+            for peer in full.peers:
+                for th in full.threads:
+                    for b in batches:
+                        c = [t for t in tim if t["peer"] == peer and t["threads"] == th] or \
+                            [t for t in tim if t["peer"] == peer and t["threads"] == 1]
+                        if not c:
+                            continue
+                        near = min(c, key=lambda t: abs(math.log(t["batch"] / b)))
+                        peer_s += near["per_sample_median_s"] * k * b * (full.reps + min(10, full.T) / full.T)
+            ag = [a for a in tor["agreement"] if a["net"] == name and a["rate_index"] == ri]
+            f_ag = (n_ag / ag[0]["samples"]) * k if ag else 0.0
+            agree_s += sum(a["seconds"] for a in ag) * f_ag
+            agree_s += 2 * sum(a["seconds"] for a in ag if a["peer"] == "sinabs" and a["quantised"]) * f_ag
+        est[name] = {"eventsnn_s": ev_s, "calibration_s": cal_s, "peer_timing_s": peer_s, "agreement_s": agree_s}
+    tot = sum(sum(v.values()) for v in est.values())
+    est["total_s"] = tot
+    print(f"\nEstimated duration of the full run (bench/run_peers.sh, defaults: T={full.T}, {full.reps} reps, "
+          f"batches {full.batches}, threads {full.threads}) from this run's timings (load avg "
+          f"{results['machine']['loadavg_start'][0]:.1f}): about {tot / 60:.0f} min")
+    for name, v in est.items():
+        if name != "total_s":
+            print(f"  net {name}: eventsnn {v['eventsnn_s'] / 60:.1f} min, calibration {v['calibration_s'] / 60:.1f} min "
+                  f"(0 if already cached), peer timings {v['peer_timing_s'] / 60:.1f} min, agreement+synops "
+                  f"{v['agreement_s'] / 60:.1f} min")
+    return est
 
 
 if __name__ == "__main__":

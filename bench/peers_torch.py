@@ -44,7 +44,6 @@ import hashlib
 import json
 import os
 import platform
-import sys
 import time
 import warnings
 
@@ -182,7 +181,7 @@ def make_torch(nd: NetDef, b, T):
         cnt = None
         out = None
         for t in range(T):
-            h = cur
+            h, s = cur, None
             new = vs is None
             if new:
                 vs = []
@@ -207,7 +206,6 @@ def make_torch(nd: NetDef, b, T):
 def make_snntorch(nd: NetDef, b, T, default_spike=False):
     mods = nd.modules(lambda: snn.Leaky(beta=1.0, threshold=1.0, reset_mechanism="subtract",
                                         spike_grad=None if default_spike else spike_ge))
-    lins = [m for m in mods if not isinstance(m, snn.Leaky)]
     lifs = [m for m in mods if isinstance(m, snn.Leaky)]
     # group linear ops per stage: stage i has the modules between neuron i-1 and neuron i
     groups, cur = [], []
@@ -217,7 +215,6 @@ def make_snntorch(nd: NetDef, b, T, default_spike=False):
             cur = []
         else:
             cur.append(m)
-    del lins
 
     def run(x, record=False):
         c1 = nd.current1(x)
@@ -225,7 +222,7 @@ def make_snntorch(nd: NetDef, b, T, default_spike=False):
         cnt = None
         out = None
         for t in range(T):
-            h = c1
+            h, s = c1, None
             for i, lif in enumerate(lifs):
                 if i:
                     h = groups[i - 1](s)
@@ -430,15 +427,21 @@ def timings(data, cfg, name, ri, log):
     nd = load_net(data, cfg, name, ri, False)
     xs = torch.from_numpy(data[f"{name}/x"])
     res = []
+    # every batch size at the rates in time_rates; elsewhere the smallest batch only (the peers'
+    # dense work does not depend on the rate; batch 1 shows that at every rate for little time)
+    batches = nc["batches"] if ri in nc.get("time_rates", range(len(nc["rates"]))) else [min(nc["batches"])]
     for th in cfg["threads"]:
         torch.set_num_threads(th)
-        for b in nc["batches"]:
+        for b in batches:
             x = xs[:b].contiguous()
             for peer in cfg["peers"]:
                 run = make_peer(peer, nd, b, T)
                 with torch.inference_mode():
+                    # warm-up on a few steps (allocations, oneDNN primitives; multi-step peers meet
+                    # their full (T*batch) shapes in the first timed run, which the median absorbs)
+                    tw = min(T, cfg.get("warmup_T", 10))
                     t0 = time.perf_counter()
-                    run(x)  # warm-up (allocations, oneDNN primitives)
+                    make_peer(peer, nd, b, tw)(x)
                     warm = time.perf_counter() - t0
                     ts = []
                     for _ in range(cfg["reps"]):
