@@ -220,6 +220,7 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
     b_time, b_rank, b_head, heap = q[5], q[6], q[8], q[11]
     syn = cnt[0]
     nbins = syn.shape[1]
+    one = np.float32(1.0)
     done = 0
     while True:
         b = qs[Q_CUR]
@@ -233,25 +234,30 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
         st[12][0] = t
         p = b_rank[b]
         tbin = _bin(t, nbins)
+        doff, uoff, block, goff = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK], pop_i[p, P_GOFF]
+        ops = 0
+        free_top = qs[Q_EV_FREE]
         e = b_head[b]
         while e >= 0:
             if done >= max_events:
-                return ST_PAUSED, done
+                break
             c = ev_conn[e]
             if c != NO_CONN:
                 idx = ev_idx[e]
                 if conn_i[c, C_KIND] == K_GATE:
-                    s = pop_i[p, P_GOFF] + idx
-                    gate_cnt[s] += 1
-                    gate_last[s] = t
-                syn[p, tbin] += deliver(conn_i, c, weights, idx, np.float32(1.0), inp, pop_i[p, P_OFF],
-                                        tflag, tlist, tn, pop_i[p, P_UOFF], p, pop_i[p, P_BLOCK])
-            nxt = ev_next[e]
-            b_head[b] = nxt
-            ev_free[qs[Q_EV_FREE]] = e  # release the event slot
-            qs[Q_EV_FREE] += 1
+                    gate_cnt[goff + idx] += 1
+                    gate_last[goff + idx] = t
+                ops += deliver(conn_i, c, weights, idx, one, inp, doff, tflag, tlist, tn, uoff, p, block)
+            ev_free[free_top] = e  # release the event slot
+            free_top += 1
             done += 1
-            e = nxt
+            e = ev_next[e]
+        # Per-bucket bookkeeping, kept out of the per-event loop.
+        b_head[b] = e
+        qs[Q_EV_FREE] = free_top
+        syn[p, tbin] += ops
+        if e >= 0:
+            return ST_PAUSED, done
         # A later bucket with the same key (possible in continuous time) joins this one.
         if qs[Q_HEAP_N] > 0:
             top = heap[0]
