@@ -277,6 +277,37 @@ def main(argv=None) -> int:
     info["engine_warmup_s"] = time.perf_counter() - t0
     configs = []
     predictions = {}
+    out = Path(args.out)
+
+    def write(finished: bool) -> None:
+        info["loadavg_end"] = list(os.getloadavg())
+        info["total_s"] = time.perf_counter() - t_all
+        doc = {
+            "benchmark": "bench/conversion.py",
+            "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+            "finished": finished,
+            "machine": info,
+            "settings": {
+                "model": os.path.relpath(MODEL, ROOT), "test_data": str(TEST), "calibration_data": str(TRAIN),
+                "samples": args.samples, "config_samples": {f"{k[0]}:{k[1]}": v for k, v in overrides.items()},
+                "timesteps": args.timesteps, "checkpoints": checkpoints, "workers": args.workers,
+                "encoding": "direct (analog input current, W*x computed once per sample)",
+                "reset": "subtract", "mode": "discrete",
+                "calibration_samples": args.calibration_samples, "spike_norm_samples": args.spike_norm_samples,
+                "norm_timesteps": args.norm_timesteps, "percentile": args.percentile,
+                "syn_ops": "one (spike, target synapse) addition; the analog input layer's W*x is counted "
+                           "separately as analog MACs (once per sample)",
+            },
+            "ann": {"test_10000": ann_full, **{f"first_{k}": v for k, v in ann_runs.items()}},
+            "configs": configs,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, default=float))
+        tmp.replace(out)
+        np.savez_compressed(out.with_name(out.stem + "_predictions.npz"), labels=y_test.astype(np.int8),
+                            checkpoints=np.array(checkpoints), **predictions)
+
     for method in methods:
         for decoding in decodings:
             n = overrides.get((method, decoding), args.samples)
@@ -321,36 +352,9 @@ def main(argv=None) -> int:
                       + "".join(f"{100 * r[f'accuracy_first_{n}']:>11.2f}" for n in sub)
                       + f" {r['spikes_per_sample']:>14.0f} {r['syn_ops_per_sample']:>15.0f}")
             sys.stdout.flush()
+            write(finished=False)
 
-    info["loadavg_end"] = list(os.getloadavg())
-    info["total_s"] = time.perf_counter() - t_all
-    doc = {
-        "benchmark": "bench/conversion.py",
-        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
-        "machine": info,
-        "settings": {
-            "model": os.path.relpath(MODEL, ROOT), "test_data": str(TEST), "calibration_data": str(TRAIN),
-            "samples": args.samples, "config_samples": {f"{k[0]}:{k[1]}": v for k, v in overrides.items()},
-            "timesteps": args.timesteps, "checkpoints": checkpoints, "workers": args.workers,
-            "encoding": "direct (analog input current, W*x computed once per sample)",
-            "reset": "subtract", "mode": "discrete",
-            "calibration_samples": args.calibration_samples, "spike_norm_samples": args.spike_norm_samples,
-            "norm_timesteps": args.norm_timesteps, "percentile": args.percentile,
-            "syn_ops": "one (spike, target synapse) addition; the analog input layer's W*x is counted "
-                       "separately as analog MACs (once per sample)",
-        },
-        "ann": {"test_10000": ann_full, **{f"first_{k}": v for k, v in ann_runs.items()}},
-        "configs": configs,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=float))
-    tmp.replace(out)
-
-    np.savez_compressed(out.with_name(out.stem + "_predictions.npz"), labels=y_test.astype(np.int8),
-                        checkpoints=np.array(checkpoints), **predictions)
-
+    write(finished=True)
     print("\nSummary: accuracy % (syn ops/sample) per T")
     head = "".join(f"{'T=' + str(c):>20}" for c in checkpoints)
     print(f"{'config':<22}{'samples':>8}{head}{'ms/sample':>11}")
