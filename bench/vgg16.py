@@ -25,9 +25,11 @@ while the previous CLI run took less than ``--grow-below-s`` (180 s).
 
 Usage::
 
-    nice -n 10 python bench/vgg16.py                    # everything (~25 min on 2 cores)
+    nice -n 10 python bench/vgg16.py                    # everything (~20 min on 2 busy cores)
     nice -n 10 python bench/vgg16.py --only 32          # 32x32 only (~2 min)
     nice -n 10 python bench/vgg16.py --only 224 --pool max
+    nice -n 10 python bench/vgg16.py --blas-probe       # conversion time: OpenBLAS threads vs 1 thread
+    python bench/vgg16.py --report                      # markdown tables from the JSON
 
 Results are merged into ``bench/results/vgg16.json`` (one entry per
 configuration and T), so parts can be run separately.
@@ -105,14 +107,32 @@ def cli() -> list:
     return [found]
 
 
+def _vm_hwm_gib(pid: int):
+    """Peak resident set of a running process (VmHWM), GiB; None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        return None
+    return None
+
+
 def run_cmd(args: list, log) -> dict:
-    """Run a command; return wall time, peak RSS of the child (GiB), exit code, stdout, stderr."""
+    """Run a command; return wall time, its peak RSS (GiB), exit code, stdout, stderr.
+
+    The peak is the child's VmHWM, polled every 0.1 s until it exits (a peak in the last
+    0.1 s could be missed). Not ru_maxrss: a child forked from this large process inherits
+    the parent's high-water mark at exec, so ru_maxrss would report this script's size.
+    """
+    import threading
+    import resource
     log(f"  $ {' '.join(str(a) for a in args)}")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # communicate() reaps the child itself; read its rusage through wait4 first.
     out_chunks, err_chunks = [], []
-    import threading
 
     def pump(stream, sink):
         for line in stream:
@@ -122,14 +142,23 @@ def run_cmd(args: list, log) -> dict:
                threading.Thread(target=pump, args=(proc.stderr, err_chunks))]
     for t in threads:
         t.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0.0
+    while True:
+        try:
+            proc.wait(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            hwm = _vm_hwm_gib(proc.pid)
+            if hwm is not None:
+                peak = max(peak, hwm)
     for t in threads:
         t.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
-    res = {"wall_s": wall, "peak_rss_gib": usage.ru_maxrss / 2**20, "rc": proc.returncode,
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    res = {"wall_s": wall, "cpu_s": cpu, "peak_rss_gib": peak, "rc": proc.returncode,
            "stdout": "".join(out_chunks), "stderr": "".join(err_chunks)}
-    log(f"    rc {res['rc']}, {wall:.1f} s, peak RSS {res['peak_rss_gib']:.2f} GiB")
+    log(f"    rc {res['rc']}, {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {res['peak_rss_gib']:.2f} GiB")
     if res["rc"] != 0:
         log(res["stderr"][-4000:])
     return res
@@ -166,18 +195,21 @@ def in_process_run(net_path, x0, timesteps, log) -> dict:
     sim = Simulator(net, timesteps=timesteps)
     t2 = time.perf_counter()
     sim.reset(x0)
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     sim.run()
-    t4 = time.perf_counter()
+    t4, c4 = time.perf_counter(), time.process_time()
     tot = sim.totals()
     res = {"load_network_s": t1 - t0, "plan_and_state_s": t2 - t1, "reset_s": t3 - t2, "run_s": t4 - t3,
+           "run_cpu_s": c4 - c3,
            "events_processed": int(sim.events_processed), "syn_ops": int(tot["syn_ops"].sum()),
            "spikes": int(tot["spikes"][1:].sum()), "neuron_updates": int(tot["updates"].sum()),
            "analog_macs": int(tot["analog_macs"].sum()), "neurons": int(sim.plan.n_neurons),
            "prediction": int(sim.prediction())}
     res["syn_ops_per_s"] = res["syn_ops"] / res["run_s"] if res["run_s"] > 0 else None
     res["events_per_s"] = res["events_processed"] / res["run_s"] if res["run_s"] > 0 else None
-    log(f"  in-process sample 0: reset {res['reset_s']:.2f} s, run {res['run_s']:.2f} s, "
+    res["syn_ops_per_cpu_s"] = res["syn_ops"] / res["run_cpu_s"] if res["run_cpu_s"] > 0 else None
+    log(f"  in-process sample 0: reset {res['reset_s']:.2f} s, run {res['run_s']:.2f} s "
+        f"({res['run_cpu_s']:.2f} s CPU), "
         f"{res['events_processed']:,} events, {res['syn_ops']:,} syn ops")
     res["vs_rate_model"] = rate_check(net, sim, x0, timesteps)
     out = res["vs_rate_model"][-1]
@@ -259,12 +291,14 @@ def bench_config(size: str, pool: str, args, work: Path, log) -> list:
         np.savez(probe, x=x_cal[:1], y=y[:1])
         res = run_cmd(cli() + ["convert", onnx_path, "-o", converted, "--calibration", probe, "--json",
                                "--no-progress"], log)
-        entry["convert_1_image"] = {"wall_s": res["wall_s"], "peak_rss_gib": res["peak_rss_gib"], "rc": res["rc"]}
+        entry["convert_1_image"] = {"wall_s": res["wall_s"], "cpu_s": res["cpu_s"], "peak_rss_gib": res["peak_rss_gib"],
+                                    "rc": res["rc"]}
     res = run_cmd(cli() + ["convert", onnx_path, "-o", converted, "--calibration", calib, "--json",
                            "--no-progress"], log)
     entry["convert"] = {"command": f"eventsnn convert {onnx_path.name} -o {converted.name} "
                                    f"--calibration {calib.name} --json --no-progress",
-                        "calibration_images": n_cal, "wall_s": res["wall_s"], "peak_rss_gib": res["peak_rss_gib"],
+                        "calibration_images": n_cal, "wall_s": res["wall_s"], "cpu_s": res["cpu_s"],
+                        "peak_rss_gib": res["peak_rss_gib"],
                         "rc": res["rc"]}
     if res["rc"] != 0:
         entry["convert"]["stderr_tail"] = res["stderr"][-3000:]
@@ -286,7 +320,7 @@ def bench_config(size: str, pool: str, args, work: Path, log) -> list:
                                "--timesteps", steps_t, "--json", "--no-progress", "--output", results_h5], log)
         r = {"command": f"eventsnn run --net {converted.name} --data {images.name} --samples {n_test} "
                         f"--timesteps {steps_t} --json --no-progress --output {results_h5.name}",
-             "wall_s": res["wall_s"], "peak_rss_gib": res["peak_rss_gib"], "rc": res["rc"]}
+             "wall_s": res["wall_s"], "cpu_s": res["cpu_s"], "peak_rss_gib": res["peak_rss_gib"], "rc": res["rc"]}
         run["run"] = r
         if res["rc"] != 0:
             r["stderr_tail"] = res["stderr"][-3000:]
@@ -330,6 +364,68 @@ def bench_config(size: str, pool: str, args, work: Path, log) -> list:
     return out
 
 
+def blas_probe(work: Path, log) -> dict:
+    """224x224 max-pool conversion (3 calibration images) with OpenBLAS' default threads, then with
+    OPENBLAS_NUM_THREADS=1, then default again: how much of the conversion time is BLAS threads
+    spin-waiting on a busy machine rather than work."""
+    graph = vgg16((224, 224, 3), classes=1000, dense=4096, pool="maxpool2d", seed=0)
+    x = np.random.default_rng(1).random((3, 224, 224, 3), dtype=np.float32)
+    calib, model, conv = work / "probe_calib.npz", work / "probe.onnx", work / "probe.h5"
+    np.savez(calib, x=x)
+    to_onnx(graph, model)
+    del graph
+    gc.collect()
+    out = {}
+    for label, env in (("openblas_default", None), ("openblas_1_thread", "1"), ("openblas_default_again", None)):
+        saved = os.environ.get("OPENBLAS_NUM_THREADS")
+        if env is not None:
+            os.environ["OPENBLAS_NUM_THREADS"] = env
+        try:
+            r = run_cmd(cli() + ["convert", model, "-o", conv, "--calibration", calib, "--json", "--no-progress"], log)
+        finally:
+            if saved is None:
+                os.environ.pop("OPENBLAS_NUM_THREADS", None)
+            else:
+                os.environ["OPENBLAS_NUM_THREADS"] = saved
+        out[label] = {k: r[k] for k in ("wall_s", "cpu_s", "peak_rss_gib", "rc")}
+        out[label]["loadavg"] = list(os.getloadavg())
+    for p in (model, conv, calib):
+        p.unlink(missing_ok=True)
+    return out
+
+
+def report(data: dict) -> str:
+    """Markdown tables of the runs in ``data`` (``--report``)."""
+    runs = data.get("runs", {})
+    lines = ["| configuration | T | convert wall s / CPU s (peak GiB) | s/sample (CLI) | run wall s / CPU s "
+             "(in-process) | spikes/sample | syn ops/sample | syn ops / ANN MACs | G syn ops per CPU s | events | "
+             "agree ANN | out corr |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, r in runs.items():
+        if "run" not in r or r["run"].get("rc") != 0:
+            lines.append(f"| {key} | failed: see JSON | | | | | | | | | | |")
+            continue
+        run, ip, cv = r["run"], r.get("in_process_sample0", {}), r["convert"]
+        corr = ip.get("vs_rate_model", [{}])[-1].get("corr")
+        lines.append(
+            f"| {r['config']} | {r['timesteps']} | {cv['wall_s']:.0f} / {cv.get('cpu_s', float('nan')):.0f} "
+            f"({cv['peak_rss_gib']:.2f}) | {run['seconds_per_sample']:.2f} | "
+            f"{ip.get('run_s', float('nan')):.2f} / {ip.get('run_cpu_s', float('nan')):.2f} | "
+            f"{run['spikes_per_sample'] / 1e6:.1f} M | {run['syn_ops_per_sample'] / 1e9:.1f} G | "
+            f"{run['syn_ops_over_ann_macs']:.1f} | {(ip.get('syn_ops_per_cpu_s') or float('nan')) / 1e9:.2f} | "
+            f"{ip.get('events_processed', 0) / 1e6:.1f} M | {run['agreement_with_ann_argmax']:.2f} | "
+            f"{'-' if corr is None else f'{corr:.3f}'} |")
+    lines += ["", "Per-layer spike rate (spikes per neuron per step), SNN vs the rate model (ReLU net clipped "
+              "to [0, 1]), sample 0:", ""]
+    for key, r in runs.items():
+        rows = r.get("in_process_sample0", {}).get("vs_rate_model")
+        if not rows:
+            continue
+        rates = ", ".join(f"{row['layer']} {row['snn_mean_rate']:.3f}/{row['model_mean_rate']:.3f}" for row in rows)
+        lines.append(f"* {key}: {rates}")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=["32", "224"], action="append", help="input size(s) to run")
@@ -346,7 +442,13 @@ def main(argv=None):
                     help="224x224: try the next T only if the CLI run took less than this")
     ap.add_argument("--no-in-process", action="store_true", help="skip the in-process rerun of sample 0")
     ap.add_argument("--keep", action="store_true", help="keep the ONNX and converted files in --workdir")
+    ap.add_argument("--report", action="store_true", help="only print markdown tables of --out and exit")
+    ap.add_argument("--blas-probe", action="store_true",
+                    help="only time the 224x224 conversion with OpenBLAS default threads vs 1 thread")
     args = ap.parse_args(argv)
+    if args.report:
+        print(report(json.loads(Path(args.out).read_text())))
+        return
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     out_path = Path(args.out)
@@ -364,6 +466,11 @@ def main(argv=None):
     info = machine_info()
     log(f"{info['date']}  {info['cpu_model']}, {info['logical_cpus']} CPUs, {info['mem_total_gib']} GiB; "
         f"load {info['loadavg']}")
+    if args.blas_probe:
+        data["convert_blas_probe"] = dict(blas_probe(work, log), machine=dict(info, loadavg_end=list(os.getloadavg())))
+        out_path.write_text(json.dumps(data, indent=1, default=float) + "\n")
+        log(json.dumps(data["convert_blas_probe"], indent=1))
+        return
     if not args.no_in_process:
         warm_kernels(log)
     for size in args.only or ["32", "224"]:

@@ -193,13 +193,55 @@ def _map(g: AnnGraph, decoding: str, reset: str, v_init: float = 0.0):
     return units, alias
 
 
-def _stat(values: np.ndarray, method: str, percentile: float, name: str) -> float:
-    pos = values[values > 0]
-    if pos.size == 0:
+_SAMPLE_CAP = 1 << 24  # positive activations kept per layer for the percentile
+
+
+def _activation_stats(g: AnnGraph, x, tensors: set, seed: int, progress, batch: int = 32):
+    """Stream the calibration set through the ANN a batch at a time.
+
+    Keeps, per tensor in ``tensors``, the maximum and a uniform random sample
+    of its positive activations (all of them when there are fewer than
+    ``_SAMPLE_CAP`` in the whole set, so small nets get the exact percentile);
+    memory stays bounded for VGG16-sized nets. Returns ({tensor: (max,
+    sample)}, ANN outputs).
+    """
+    rng = np.random.default_rng(seed)
+    top = {name: -np.inf for name in tensors}
+    kept = {name: [] for name in tensors}
+    keep_p = {}
+    outputs = []
+    for start in range(0, x.shape[0], batch):
+        acts = forward(g, x[start: start + batch], keep=True)
+        for name, a in acts.items():
+            if not np.all(np.isfinite(a)):
+                raise ConversionError(f"node {name!r}: NaN or infinite activations on the calibration data")
+        for name in tensors:
+            a = acts[name]
+            if name not in keep_p:  # upper bound on the positives: every neuron of every sample
+                keep_p[name] = min(1.0, _SAMPLE_CAP / (a[0].size * x.shape[0]))
+            pos = a[a > 0]
+            if pos.size:
+                top[name] = max(top[name], float(pos.max()))
+                if keep_p[name] < 1.0:
+                    pos = pos[rng.random(pos.size) < keep_p[name]]
+                kept[name].append(pos.astype(np.float32))
+        outputs.append(acts[g.output].reshape(len(acts[g.output]), -1))
+        if progress is not None:
+            progress(min(batch, x.shape[0] - start))
+    stats = {name: (top[name], np.concatenate(kept[name]) if kept[name] else np.zeros(0, np.float32))
+             for name in tensors}
+    return stats, np.concatenate(outputs)
+
+
+def _stat(stat: tuple, method: str, percentile: float, name: str) -> float:
+    top, sample = stat
+    if not top > 0:
         raise ConversionError(f"layer {name!r} never has a positive activation on the calibration data; "
                               f"cannot normalise it")
-    lam = float(np.max(pos)) if method == "max" else float(np.percentile(pos, percentile))
-    return lam if lam > 0 else float(np.max(pos))
+    if method == "max" or sample.size == 0:
+        return float(top)
+    lam = float(np.percentile(sample, percentile))
+    return lam if lam > 0 else float(top)
 
 
 def file_sha256(path) -> str:
@@ -242,13 +284,8 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
         raise ConversionError(f"v_init must lie in [0, 1), got {v_init}")
     units, alias = _map(g, decoding, reset, v_init)
     report = ConversionReport(method=method, calibration_samples=int(x.shape[0]))
-    acts = forward(g, x, keep=True)
-    for name, a in acts.items():
-        if not np.all(np.isfinite(a)):
-            raise ConversionError(f"node {name!r}: NaN or infinite activations on the calibration data")
-    if progress is not None:
-        progress(x.shape[0] if method != "spike-norm" else 0)
-    out = acts[g.output].reshape(x.shape[0], -1)
+    stats, out = _activation_stats(g, x, {u.tensor for u in units}, seed,
+                                   None if method == "spike-norm" else progress)
     report.ann_accuracy = None if y is None else float(np.mean(np.argmax(out, axis=1) == y))
 
     layers = [u.layer for u in units]
@@ -257,7 +294,7 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     if method == "spike-norm":
         _spike_norm(net, units, x, norm_timesteps, report, progress, seed)
     else:
-        _data_norm(g, units, acts, method, percentile, report)
+        _data_norm(g, units, stats, method, percentile, report)
         report.normalized_ann_accuracy = _normalized_ann_accuracy(g, units, x, y, report)
     net.provenance = {
         "converted_by": "eventsnn convert",
@@ -277,7 +314,7 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     return net, report
 
 
-def _data_norm(g, units, acts, method, percentile, report):
+def _data_norm(g, units, stats, method, percentile, report):
     """Rescale weights so each layer's activation scale lambda maps to threshold 1."""
     scale = {"input": 1.0}
     by_name = {u.layer.name: u for u in units}
@@ -292,10 +329,10 @@ def _data_norm(g, units, acts, method, percentile, report):
         src_scale = scale[layer.inputs[0]]
         lam = src_scale  # pools, gates and flatten carry their input's scale
         if layer.kind in ("conv2d", "dense") and layer.neuron is not None:
-            lam = _stat(acts[unit.tensor], method, percentile, layer.name)
+            lam = _stat(stats[unit.tensor], method, percentile, layer.name)
             rescale(layer, src_scale, lam)
         elif layer.kind == "add":
-            lam = _stat(acts[unit.tensor], method, percentile, layer.name)
+            lam = _stat(stats[unit.tensor], method, percentile, layer.name)
             weights = []
             for name in layer.inputs:
                 src = by_name.get(name)
