@@ -432,6 +432,7 @@ def _spike_norm(net: Network, units, x, steps, report, progress, seed):
         sub = Network(input_shape=net.input_shape, layers=net.layers[: upto + 1],
                       encoding=net.encoding, decoding="spikes")
         sim = Simulator(sub, timesteps=steps, seed=seed)
+        sim.track_max_input = True
         p = sim.plan.pop_index[layer.name]
         top = -np.inf
         for i in range(x.shape[0]):

@@ -36,6 +36,15 @@ def touch(tflag, tlist, tn, uoff, pop, unit):
 
 
 @inline_kernel
+def _coords(idx, wi, ci):
+    """(y, x, c) of flat channel-last index ``idx``: two divisions, not three
+    (each ``//`` or ``%`` of signed integers also carries Python's rounding fix-ups)."""
+    yx = idx // ci
+    y = yx // wi
+    return y, yx - y * wi, idx - yx * ci
+
+
+@inline_kernel
 def _taps(pos, pad, k, stride, n_out):
     """Output coordinates reached along one axis: (count, first output, tap of it).
 
@@ -68,8 +77,7 @@ def fanout(conn_i, conn, idx):
     if kind == K_IDENT:
         return 1
     wi, ci = g[C_WI], g[C_CI]
-    y = idx // (wi * ci)
-    x = (idx // ci) % wi
+    y, x, _ = _coords(idx, wi, ci)
     ny, _, _ = _taps(y, g[C_PY], g[C_KH], g[C_SY], g[C_HO])
     nx, _, _ = _taps(x, g[C_PX], g[C_KW], g[C_SX], g[C_WO])
     if kind == K_CONV:
@@ -117,9 +125,7 @@ def deliver(conn_i, conn, weights, idx, scale, buf, doff, tflag, tlist, tn, uoff
     wo, co = conn_i[conn, C_WO], conn_i[conn, C_CO]
     kh, kw = conn_i[conn, C_KH], conn_i[conn, C_KW]
     sy, sx = conn_i[conn, C_SY], conn_i[conn, C_SX]
-    y = idx // (wi * ci)
-    x = (idx // ci) % wi
-    c = idx % ci
+    y, x, c = _coords(idx, wi, ci)
     ny, oy0, ky0 = _taps(y, conn_i[conn, C_PY], kh, sy, conn_i[conn, C_HO])
     nx, ox0, kx0 = _taps(x, conn_i[conn, C_PX], kw, sx, wo)
     if ny == 0 or nx == 0:
@@ -172,9 +178,7 @@ def fanout_targets(conn_i, conn, weights, idx, out_idx, out_w):
         return 1
     wi, ci, wo = conn_i[conn, C_WI], conn_i[conn, C_CI], conn_i[conn, C_WO]
     kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
-    y = idx // (wi * ci)
-    x = (idx // ci) % wi
-    c = idx % ci
+    y, x, c = _coords(idx, wi, ci)
     ny, oy0, ky0 = _taps(y, conn_i[conn, C_PY], kh, sy, conn_i[conn, C_HO])
     nx, ox0, kx0 = _taps(x, conn_i[conn, C_PX], kw, sx, wo)
     n = 0

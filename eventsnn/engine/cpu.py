@@ -94,6 +94,7 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
     v, inp, const, last_t, tflag, tlist, tn = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
     max_input = st[13]
     top = max_input[p]
+    track = lg[10][0] != 0  # spike-norm asks for the largest drive
     off, uoff, block = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK]
     subtract = pop_i[p, P_RESET] == RESET_SUBTRACT
     spiking = pop_i[p, P_SPIKING] != 0
@@ -112,9 +113,10 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
                 f = decay[p, int(t - last_t[n0])]
         recheck = False
         for n in range(n0, n0 + block):
-            drive = inp[n] + const[n]
-            if drive > top:
-                top = drive
+            if track:
+                drive = inp[n] + const[n]
+                if drive > top:
+                    top = drive
             vv = v[n] * f + inp[n] + const[n]
             inp[n] = zero
             last_t[n] = t

@@ -91,7 +91,8 @@ class Simulator(DebugMixin):
         self._in_time = np.zeros(0, np.float64)
         self._in_idx = np.zeros(0, np.int32)
         self._clock = np.zeros(1, np.float64)
-        # Largest synaptic drive (I_spikes + I_const) seen by each layer: spike-norm reads it.
+        # Largest synaptic drive (I_spikes + I_const) seen by each layer, kept
+        # when track_max_input is set (spike-norm reads it).
         self.max_input = np.full(n_pops, -np.inf, np.float32)
         self.syn_ops = np.zeros((n_pops, self.timesteps), np.int64)
         self.spikes_per_step = np.zeros((n_pops, self.timesteps), np.int64)
@@ -103,7 +104,7 @@ class Simulator(DebugMixin):
         self._log = (np.zeros(cap, np.float64), np.zeros(cap, np.int32), np.zeros(cap, np.int32),
                      np.zeros(1, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int32),
                      np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(1, np.int64),
-                     np.zeros(1, np.int64))
+                     np.zeros(1, np.int64), np.zeros(1, np.int64))
         self._brk_pop = np.zeros(n_pops, np.uint8)
         self._brk_neuron = np.zeros(n, np.uint8)
         self._brk_hit = np.zeros(4, np.float64)
@@ -112,6 +113,14 @@ class Simulator(DebugMixin):
         self.events_processed = 0
         self._loaded = False
         self._init_debug()
+
+    @property
+    def track_max_input(self) -> bool:
+        return bool(self._log[10][0])
+
+    @track_max_input.setter
+    def track_max_input(self, on: bool) -> None:
+        self._log[10][0] = int(bool(on))
 
     # -- feeding input ---------------------------------------------------------
     def reset(self, x, sample_index: int = 0, input_spikes=None) -> "Simulator":
