@@ -29,12 +29,9 @@ commit and every setting. See bench/conversion_README.md.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import multiprocessing as mp
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,6 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_info  # noqa: E402
 from eventsnn.ann import forward  # noqa: E402
 from eventsnn.convert import convert, simplify  # noqa: E402
 from eventsnn.datasets import load_dataset  # noqa: E402
@@ -56,37 +55,6 @@ TRAIN = DATA_DIR / "train-images-idx3-ubyte.gz"
 MODEL = ROOT / "data" / "default_ann.onnx"
 METHODS = ("max", "percentile", "spike-norm")
 DECODINGS = ("spikes", "membrane")
-
-
-def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "eventsnn"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception:  # pragma: no cover
-        commit, dirty = "", ""
-    import numba
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": cpu,
-        "logical_cpus": os.cpu_count(),
-        "numba": numba.__version__,
-        "numpy": np.__version__,
-        "git_commit": commit,
-        "eventsnn_dirty": bool(dirty),
-        "loadavg_start": list(os.getloadavg()),
-    }
 
 
 # ----------------------------------------------------------------------------

@@ -21,13 +21,10 @@ Usage: ``python bench/engine_speed.py`` (full, ~2 min on 2 cores) or
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,12 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # Import the checkout next to this script, whatever the current directory.
 sys.path.insert(0, str(ROOT))
 
-import numba  # noqa: E402
 import numpy as np  # noqa: E402
-import scipy  # noqa: E402
 from numba import njit  # noqa: E402
 from scipy.stats import linregress  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_info  # noqa: E402
 from eventsnn.datasets import load_dataset  # noqa: E402
 from eventsnn.engine.connectivity import deliver  # noqa: E402
 from eventsnn.engine.layout import P_BLOCK, P_OFF, P_UOFF  # noqa: E402
@@ -168,46 +165,6 @@ def deliver_loop(ev_step, ev, n, passes, conn_i, weights, buf, tflag, tlist, tn,
 # ----------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------
-
-def machine_info() -> dict:
-    cpu = "unknown"
-    flags = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = line.split(":", 1)[1]
-    except OSError:
-        pass
-    try:
-        import llvmlite.binding as ll
-        host = ll.get_host_cpu_name()
-    except Exception:  # pragma: no cover
-        host = "unknown"
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "eventsnn"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception:  # pragma: no cover
-        commit, dirty = "", ""
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": cpu,
-        "llvm_host_cpu": host,
-        "avx512f": " avx512f " in f" {flags} ",
-        "logical_cpus": os.cpu_count(),
-        "numba": numba.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "git_commit": commit,
-        "eventsnn_dirty": bool(dirty),
-        "loadavg_start": list(os.getloadavg()),
-    }
-
 
 def best_of(fn, reps):
     """Best wall time of ``reps`` calls of fn() (after the caller's warm-up), and its last result."""

@@ -35,13 +35,11 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import datetime
 import gc
 import hashlib
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -50,9 +48,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_info  # noqa: E402
 from eventsnn.engine.simulator import Simulator  # noqa: E402
 from eventsnn.network import Layer, Network, Neuron  # noqa: E402
 from eventsnn.opcount import layer_macs  # noqa: E402
@@ -339,42 +338,6 @@ def flat_fanout(items, shapes) -> dict:
 # ----------------------------------------------------------------------------
 # reporting helpers
 # ----------------------------------------------------------------------------
-
-def machine_info() -> dict:
-    cpu, flags = "unknown", ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = line.split(":", 1)[1]
-    except OSError:
-        pass
-    try:
-        import llvmlite.binding as ll
-        host = ll.get_host_cpu_name()
-    except Exception:  # pragma: no cover
-        host = "unknown"
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "eventsnn"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception:  # pragma: no cover
-        commit, dirty = "", ""
-    mem = None
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                mem = int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "platform": platform.platform(), "python": platform.python_version(), "cpu_model": cpu,
-            "llvm_host_cpu": host, "avx512f": " avx512f " in f" {flags} ", "logical_cpus": os.cpu_count(),
-            "mem_total_mib": mem, "numba": numba.__version__, "numpy": np.__version__,
-            "git_commit": commit, "eventsnn_dirty": bool(dirty), "loadavg_start": list(os.getloadavg())}
-
 
 def table(headers, rows, title=None):
     rows = [[str(c) for c in r] for r in rows]

@@ -38,11 +38,9 @@ configuration and T), so parts can be run separately.
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -56,6 +54,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import numpy as np  # noqa: E402
 
 from annbuild import to_onnx, vgg16  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_info  # noqa: E402
 from eventsnn.ann import forward  # noqa: E402
 
 CONFIGS = {
@@ -63,40 +63,6 @@ CONFIGS = {
     "224": dict(shape=(224, 224, 3), dense=4096, classes=1000),
 }
 POOLS = {"max": "maxpool2d", "avg": "avgpool2d"}
-
-
-def machine_info() -> dict:
-    cpu, flags = "unknown", ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = line.split(":", 1)[1]
-    except OSError:
-        pass
-    mem = None
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                mem = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "eventsnn"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception:  # pragma: no cover
-        commit, dirty = "", ""
-    import numba
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(), "python": platform.python_version(), "cpu_model": cpu,
-        "avx512f": " avx512f " in f" {flags} ", "logical_cpus": os.cpu_count(), "mem_total_gib": mem,
-        "numba": numba.__version__, "numpy": np.__version__, "git_commit": commit,
-        "eventsnn_dirty": bool(dirty), "loadavg": list(os.getloadavg()),
-    }
 
 
 def cli() -> list:

@@ -1,0 +1,60 @@
+"""Machine information recorded with every benchmark result (shared by the bench scripts)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu() -> tuple:
+    model, flags = "unknown", ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown":
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = line.split(":", 1)[1]
+    except OSError:
+        pass
+    return model, flags
+
+
+def _git(*args) -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine_info() -> dict:
+    """Date, platform, CPU, library versions, git commit and load average."""
+    model, flags = _cpu()
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_model": model,
+        "avx512f": " avx512f " in f" {flags} ",
+        "logical_cpus": os.cpu_count(),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "eventsnn_dirty": bool(_git("status", "--porcelain", "--", "eventsnn")),
+        "loadavg_start": list(os.getloadavg()),
+    }
+    for name in ("numba", "numpy", "scipy", "torch"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    try:
+        import llvmlite.binding as ll
+        info["llvm_host_cpu"] = ll.get_host_cpu_name()
+    except ImportError:
+        pass
+    return info
