@@ -247,6 +247,9 @@ def _parse_sweep(text):
 @click.option("--v-init", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Initial membrane potential as a fraction of the threshold (0.5 halves the "
                    "rounding error at short latencies, Bu et al. 2022).")
+@click.option("--fold-pools", is_flag=True,
+              help="Fold average pools into the next conv/dense layer instead of making them "
+                   "spiking layers (more synaptic operations, better accuracy at short latencies).")
 @click.option("--norm-timesteps", type=click.IntRange(min=1), default=100, show_default=True,
               help="Steps per calibration sample for spike-norm.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "onnx", "keras", "nir"]), default="auto",
@@ -255,7 +258,7 @@ def _parse_sweep(text):
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
 def convert(model, output, calibration_path, calibration_samples, method, percentile, reset, decoding,
-            encoding, v_init, norm_timesteps, fmt, seed, as_json, no_progress):
+            encoding, v_init, fold_pools, norm_timesteps, fmt, seed, as_json, no_progress):
     """Convert a trained ReLU ANN (ONNX, Keras HDF5 or NIR) into a spiking network."""
     from eventsnn.convert import convert as convert_ann
     from eventsnn.convert import source_info
@@ -270,7 +273,8 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
         data = load_dataset(calibration_path, limit=calibration_samples)
         x = _match_input(data.x, ann.input_shape, calibration_path)
         kwargs = dict(labels=data.y, method=method, percentile=percentile, reset=reset, decoding=decoding,
-                      encoding=encoding, norm_timesteps=norm_timesteps, seed=seed, v_init=v_init)
+                      encoding=encoding, norm_timesteps=norm_timesteps, seed=seed, v_init=v_init,
+                      fold_pools=fold_pools)
         if no_progress:
             net, report = convert_ann(ann, x, **kwargs)
         else:

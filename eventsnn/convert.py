@@ -116,6 +116,51 @@ def simplify(ann: AnnGraph) -> AnnGraph:
     return g
 
 
+def fold_average_pools(g: AnnGraph, shapes: dict) -> AnnGraph:
+    """Fold each non-overlapping average pool into the conv or dense layer after it.
+
+    avgpool(s) then conv(kernel k, stride t, padding p) equals one conv on the
+    pool's input with kernel k*s, stride t*s, padding p*s and weights
+    W'[ky', kx'] = W[ky' // s, kx' // s] / s^2 (when the map divides by s);
+    avgpool then flatten then dense spreads each dense row over the s*s inputs
+    it averaged. The SNN then has no spiking pool layer: the spikes of the
+    layer before the pool reach the next layer directly (s^2 more events, each
+    with the same fan-out as a pooled one), with no extra quantisation step.
+    """
+    g = copy.deepcopy(g)
+    for pool in [l for l in g.layers if l.op == "avgpool2d"]:
+        k, st = tuple(pool.kernel), tuple(pool.stride)
+        h, w, c = shapes[pool.inputs[0]]
+        users = g.consumers(pool.name)
+        if k != st or h % k[0] or w % k[1] or len(users) != 1:
+            continue
+        user = users[0]
+        sy, sx = k
+        if user.op == "conv2d":
+            kh, kw = user.weight.shape[:2]
+            weight = np.repeat(np.repeat(user.weight, sy, axis=0), sx, axis=1) / np.float32(sy * sx)
+            user.weight = weight.astype(np.float32)
+            user.stride = (user.stride[0] * sy, user.stride[1] * sx)
+            user.padding = (user.padding[0] * sy, user.padding[1] * sx)
+        elif user.op == "flatten" and len(g.consumers(user.name)) == 1 and g.consumers(user.name)[0].op == "dense":
+            dense = g.consumers(user.name)[0]
+            hp, wp = h // sy, w // sx
+            rows = dense.weight.reshape(hp, wp, c, -1)
+            full = np.repeat(np.repeat(rows, sy, axis=0), sx, axis=1) / np.float32(sy * sx)
+            dense.weight = full.reshape(h * w * c, -1).astype(np.float32)
+        else:
+            continue
+        user.inputs = tuple(pool.inputs[0] if i == pool.name else i for i in user.inputs)
+        g.layers.remove(pool)
+    return g
+
+
+def _ann_shapes(g: AnnGraph) -> dict:
+    x = np.zeros((1,) + tuple(g.input_shape), np.float32)
+    return {k: tuple(v.shape[1:]) if v.ndim == 4 else (1, 1, int(np.prod(v.shape[1:])))
+            for k, v in forward(g, x, keep=True).items()}
+
+
 @dataclass
 class _Unit:
     """One SNN layer and the ANN tensor whose (post-ReLU) activation it carries."""
@@ -254,13 +299,16 @@ def file_sha256(path) -> str:
 
 def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile", percentile: float = 99.9,
             reset: str = "subtract", decoding: str = "spikes", encoding: str = "direct",
-            norm_timesteps: int = 100, progress=None, seed: int = 0, v_init: float = 0.0) -> tuple:
+            norm_timesteps: int = 100, progress=None, seed: int = 0, v_init: float = 0.0,
+            fold_pools: bool = False) -> tuple:
     """Convert ``ann`` into a spiking :class:`Network`; return (network, report).
 
     ``calibration`` is (N, H, W, C) data in the ANN's input range; ``labels``
     (optional) gives the source ANN's accuracy on it. ``progress(n)`` is
     called as calibration samples are processed. ``v_init`` starts every
     spiking neuron at that fraction of its threshold (0.5: Bu et al. 2022).
+    ``fold_pools`` folds average pools into the next layer (see
+    :func:`fold_average_pools`) instead of making them spiking layers.
     """
     if method not in METHODS:
         raise ConversionError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
@@ -280,6 +328,8 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     y = None if labels is None else np.asarray(labels, np.int64)[: x.shape[0]]
 
     g = simplify(ann)
+    if fold_pools:
+        g = fold_average_pools(g, _ann_shapes(g))
     if not 0.0 <= v_init < 1.0:
         raise ConversionError(f"v_init must lie in [0, 1), got {v_init}")
     units, alias = _map(g, decoding, reset, v_init)
@@ -303,6 +353,7 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
         "percentile": percentile if method == "percentile" else None,
         "reset": reset,
         "v_init": v_init,
+        "fold_pools": fold_pools,
         "calibration_samples": report.calibration_samples,
         "scales": report.scales,
         "thresholds": report.thresholds,

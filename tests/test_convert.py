@@ -271,3 +271,27 @@ def test_snn_follows_the_ann_at_long_latency(graph, method):
     if method != "spike-norm":
         assert report.normalized_ann_accuracy == 1.0
     assert _agreement(net, x, ann_pred, 400) >= 0.85
+
+
+@pytest.mark.parametrize("pool", ["avgpool2d", "maxpool2d"])
+def test_fold_average_pools_is_exact(pool):
+    """avgpool -> conv and avgpool -> flatten -> dense fold into one layer with the same outputs."""
+    from eventsnn.convert import _ann_shapes, fold_average_pools, simplify
+    ann = simplify(small_cnn(pool))
+    folded = fold_average_pools(ann, _ann_shapes(ann))
+    x = load_dataset(SAMPLE, limit=16).x
+    np.testing.assert_allclose(forward(folded, x), forward(ann, x), rtol=1e-4, atol=1e-5)
+    kinds = [l.op for l in folded.layers]
+    assert "avgpool2d" not in kinds  # every average pool folded
+    assert ("maxpool2d" in kinds) == (pool == "maxpool2d")  # max pools stay
+
+
+def test_cli_convert_fold_pools(tmp_path, onnx_cnn):
+    out = tmp_path / "folded.h5"
+    res = CliRunner().invoke(main, ["convert", onnx_cnn, "-o", str(out), "--calibration", str(SAMPLE),
+                                    "--calibration-samples", "32", "--fold-pools", "--method", "max",
+                                    "--no-progress"])
+    assert res.exit_code == 0, res.output
+    net = load_network(out)
+    assert not any(l.kind == "avgpool2d" for l in net.layers)
+    assert net.provenance["fold_pools"] is True
