@@ -99,6 +99,8 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
     subtract = pop_i[p, P_RESET] == RESET_SUBTRACT
     spiking = pop_i[p, P_SPIKING] != 0
     leaky = pop_i[p, P_LEAKY] != 0
+    has_const = pop_i[p, P_CONST] != 0
+    tracing = lg[9][0] != 0
     zero = np.float32(0.0)
     m = tn[p]
     keep = 0
@@ -117,9 +119,16 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
                 drive = inp[n] + const[n]
                 if drive > top:
                     top = drive
-            vv = v[n] * f + inp[n] + const[n]
+            # V * leak^dt + I_spikes + I_const, in this order; the IF and
+            # no-constant cases skip a multiply by 1 and an add of 0 (same result).
+            if leaky:
+                vv = v[n] * f + inp[n]
+                last_t[n] = t  # only leaky neurons need their last update time
+            else:
+                vv = v[n] + inp[n]
+            if has_const:
+                vv = vv + const[n]
             inp[n] = zero
-            last_t[n] = t
             pre = vv
             if spiking and vv >= thr[n]:
                 if subtract:
@@ -130,7 +139,7 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
                     vv = zero
                 _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
             v[n] = vv
-            if traced[n] != 0:
+            if tracing and traced[n] != 0:
                 i_tr = tr_count[0]
                 tr_t[i_tr] = t
                 tr_n[i_tr] = n
