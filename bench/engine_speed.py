@@ -38,7 +38,7 @@ from numba import njit  # noqa: E402
 from scipy.stats import linregress  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_info  # noqa: E402
+from machine import machine_info, table  # noqa: E402
 from eventsnn.datasets import load_dataset  # noqa: E402
 from eventsnn.engine.connectivity import deliver  # noqa: E402
 from eventsnn.engine.layout import P_BLOCK, P_OFF, P_UOFF  # noqa: E402
@@ -175,17 +175,6 @@ def best_of(fn, reps):
         out = fn()
         best = min(best, time.perf_counter() - t0)
     return best, out
-
-
-def table(headers, rows, title=None):
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    if title:
-        print(f"\n== {title}")
-    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
 
 
 def he(rng, shape, fan_in, gain=1.0):

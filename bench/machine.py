@@ -1,4 +1,4 @@
-"""Machine information recorded with every benchmark result (shared by the bench scripts)."""
+"""Shared by the bench scripts: machine information for every result, and plain-text tables."""
 
 from __future__ import annotations
 
@@ -58,3 +58,15 @@ def machine_info() -> dict:
     except ImportError:
         pass
     return info
+
+
+def table(headers, rows, title=None):
+    """Print rows as right-aligned columns under ``headers`` (and a ``== title`` line)."""
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    if title:
+        print(f"\n== {title}")
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))

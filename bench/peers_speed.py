@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_info  # noqa: E402
+from machine import machine_info, table  # noqa: E402
 from eventsnn.engine.simulator import Simulator  # noqa: E402
 from eventsnn.network import Layer, Network, Neuron  # noqa: E402
 from eventsnn.opcount import layer_macs  # noqa: E402
@@ -338,17 +338,6 @@ def flat_fanout(items, shapes) -> dict:
 # ----------------------------------------------------------------------------
 # reporting helpers
 # ----------------------------------------------------------------------------
-
-def table(headers, rows, title=None):
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    if title:
-        print(f"\n== {title}")
-    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
-
 
 def ms(s) -> str:
     return f"{s * 1e3:.2f}" if s < 10 else f"{s * 1e3:.0f}"

@@ -61,6 +61,19 @@ class AnnGraph:
         return [layer for layer in self.layers if name in layer.inputs]
 
 
+def prune(layers: list, output: str) -> list:
+    """Keep only the layers ``output`` depends on, in their order (importers drop dead branches)."""
+    by_name = {layer.name: layer for layer in layers}
+    need, stack = set(), [output]
+    while stack:
+        name = stack.pop()
+        if name == "input" or name in need:
+            continue
+        need.add(name)
+        stack.extend(by_name[name].inputs)
+    return [layer for layer in layers if layer.name in need]
+
+
 def _conv(x, weight, bias, stride, padding):
     n, h, w, c = x.shape
     kh, kw, _, co = weight.shape

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ann import AnnGraph, AnnLayer, ConversionError
+from ..ann import AnnGraph, AnnLayer, ConversionError, prune
 
 SUPPORTED_NODES = (
     "Input", "Output", "Conv2d", "Affine", "Linear", "Flatten", "AvgPool2d", "SumPool2d",
@@ -322,14 +322,7 @@ class _Importer:
         return self.emit(f"{name}_sum", "add", ts, first.shape, chw=first.chw, scale=first.scale)
 
     def prune(self, output: str) -> list:
-        need, stack = set(), [output]
-        while stack:
-            n = stack.pop()
-            if n == "input" or n in need:
-                continue
-            need.add(n)
-            stack.extend(self.by_name[n].inputs)
-        return [layer for layer in self.layers if layer.name in need]
+        return prune(self.layers, output)
 
     # -- nodes -------------------------------------------------------------
     def op_Input(self, name, node):

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ann import AnnGraph, AnnLayer, ConversionError
+from ..ann import AnnGraph, AnnLayer, ConversionError, prune
 
 SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "Add", "Relu", "AveragePool", "GlobalAveragePool",
@@ -200,15 +200,7 @@ class _Importer:
         )
 
     def prune(self, output: str) -> list:
-        """Keep only the layers the output depends on; the output layer goes last."""
-        need, stack = set(), [output]
-        while stack:
-            name = stack.pop()
-            if name == "input" or name in need:
-                continue
-            need.add(name)
-            stack.extend(self.by_name[name].inputs)
-        return [layer for layer in self.layers if layer.name in need]
+        return prune(self.layers, output)
 
     # -- ops ---------------------------------------------------------------
     def op_Constant(self, node, a):
