@@ -140,7 +140,7 @@ def scatter_cf(ev, n, passes, w, mem, H, W, CI, CO):
 
 
 @njit(**JIT)
-def deliver_loop(ev_step, ev, n, passes, conn_i, weights, buf, tflag, tlist, tn, doff, uoff, pop, block):
+def deliver_loop(ev_step, ev, n, passes, conn_i, geo, weights, buf, tflag, tlist, tn, doff, uoff, pop, block):
     """The engine's own ``deliver`` called per event, no queue and no neuron update.
 
     Touch marks are cleared at each step boundary, as the layer flush would.
@@ -155,7 +155,7 @@ def deliver_loop(ev_step, ev, n, passes, conn_i, weights, buf, tflag, tlist, tn,
                     tflag[uoff + tlist[uoff + i]] = 0
                 tn[pop] = 0
                 last = ev_step[e]
-            ops += deliver(conn_i, 0, weights, ev[e], one, buf, doff, tflag, tlist, tn, uoff, pop, block)
+            ops += deliver(conn_i, geo, 0, weights, ev[e], one, buf, doff, tflag, tlist, tn, uoff, pop, block)
     for i in range(tn[pop]):
         tflag[uoff + tlist[uoff + i]] = 0
     tn[pop] = 0
@@ -259,7 +259,7 @@ def bench_scatter(args) -> dict:
     plan = sim.plan
     p = 1
     buf = np.zeros(plan.n_neurons, np.float32)
-    dargs = (plan.conn_i, plan.weights, buf, sim._tflag, sim._tlist, sim._tn,
+    dargs = (plan.conn_i, plan.conn_geo, plan.weights, buf, sim._tflag, sim._tlist, sim._tn,
              int(plan.pop_i[p, P_OFF]), int(plan.pop_i[p, P_UOFF]), p, int(plan.pop_i[p, P_BLOCK]))
     deliver_loop(times, idx, 64, 1, *dargs)
     t_d, ops_d = best_of(lambda: deliver_loop(times, idx, n_ev, 1, *dargs), reps)

@@ -65,7 +65,7 @@ def test_ann_macs_equal_sum_of_fanouts(seed):
         if row[0] == 4:  # max-pool gate: comparisons, no MACs
             continue
         n_src = int(row[3] * row[4] * row[5])
-        brute[row[2]] += sum(fanout_of(plan.conn_i, c, i) for i in range(n_src))
+        brute[row[2]] += sum(fanout_of(plan.conn_i, plan.conn_geo, c, i) for i in range(n_src))
     np.testing.assert_array_equal(exact, brute)
 
 

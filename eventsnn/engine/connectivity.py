@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import inline_kernel
-from .layout import (C_CI, C_CO, C_HO, C_KH, C_KIND, C_KW, C_PX, C_PY, C_SX, C_SY,
-                     C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_IDENT, K_POOL)
+from .layout import (C_CI, C_CO, C_CSHIFT, C_GEO, C_KIND, C_KW, C_SX, C_SY, C_WO, C_WOFF,
+                     K_CONV, K_DENSE, K_IDENT, K_POOL)
 
 
 @inline_kernel
@@ -36,53 +36,29 @@ def touch(tflag, tlist, tn, uoff, pop, unit):
 
 
 @inline_kernel
-def _coords(idx, wi, ci):
-    """(y, x, c) of flat channel-last index ``idx``: two divisions, not three
-    (each ``//`` or ``%`` of signed integers also carries Python's rounding fix-ups)."""
-    yx = idx // ci
-    y = yx // wi
-    return y, yx - y * wi, idx - yx * ci
-
-
-@inline_kernel
-def _taps(pos, pad, k, stride, n_out):
-    """Output coordinates reached along one axis: (count, first output, tap of it).
-
-    Taps ky = pos + pad - o*stride for outputs o; valid ky lie in [0, k).
-    Returns how many outputs, the largest reachable output index and its tap,
-    walking downwards in o (upwards in ky) by ``stride``.
-    """
-    # o ranges over ceil((pos + pad - k + 1) / stride) .. floor((pos + pad) / stride)
-    lo_num = pos + pad - k + 1
-    if stride == 1:  # no integer division on the common path
-        hi = pos + pad
-        lo = 0 if lo_num <= 0 else lo_num
+def _split(idx, ci, shift):
+    """(position y*W + x, channel) of flat channel-last index ``idx``."""
+    if shift >= 0:
+        yx = idx >> shift
     else:
-        hi = (pos + pad) // stride
-        lo = 0 if lo_num <= 0 else (lo_num + stride - 1) // stride
-    if hi > n_out - 1:
-        hi = n_out - 1
-    if hi < lo:
-        return 0, 0, 0
-    return hi - lo + 1, hi, pos + pad - hi * stride
+        yx = idx // ci
+    return yx, idx - yx * ci
 
 
 @inline_kernel
-def fanout(conn_i, conn, idx):
+def fanout(conn_i, geo, conn, idx):
     """Number of synapses from source ``idx`` through connection ``conn``."""
-    g = conn_i[conn]
-    kind = g[C_KIND]
+    kind = conn_i[conn, C_KIND]
     if kind == K_DENSE:
-        return g[C_CO]
+        return conn_i[conn, C_CO]
     if kind == K_IDENT:
         return 1
-    wi, ci = g[C_WI], g[C_CI]
-    y, x, _ = _coords(idx, wi, ci)
-    ny, _, _ = _taps(y, g[C_PY], g[C_KH], g[C_SY], g[C_HO])
-    nx, _, _ = _taps(x, g[C_PX], g[C_KW], g[C_SX], g[C_WO])
+    yx, _ = _split(idx, conn_i[conn, C_CI], conn_i[conn, C_CSHIFT])
+    r = conn_i[conn, C_GEO] + yx * 6
+    n = geo[r] * geo[r + 3]
     if kind == K_CONV:
-        return ny * nx * g[C_CO]
-    return ny * nx
+        return n * conn_i[conn, C_CO]
+    return n
 
 
 @inline_kernel
@@ -104,7 +80,7 @@ def _axpy(buf, nb, weights, wb, n, scale):
 
 
 @inline_kernel
-def deliver(conn_i, conn, weights, idx, scale, buf, doff, tflag, tlist, tn, uoff, pop, block):
+def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn, uoff, pop, block):
     """Add the weighted fan-out of source ``idx`` into ``buf``; return syn-op count."""
     kind = conn_i[conn, C_KIND]
     woff = conn_i[conn, C_WOFF]
@@ -121,13 +97,11 @@ def deliver(conn_i, conn, weights, idx, scale, buf, doff, tflag, tlist, tn, uoff
         buf[doff + idx] += scale * weights[woff]
         touch(tflag, tlist, tn, uoff, pop, idx)
         return 1
-    wi, ci = conn_i[conn, C_WI], conn_i[conn, C_CI]
-    wo, co = conn_i[conn, C_WO], conn_i[conn, C_CO]
-    kh, kw = conn_i[conn, C_KH], conn_i[conn, C_KW]
-    sy, sx = conn_i[conn, C_SY], conn_i[conn, C_SX]
-    y, x, c = _coords(idx, wi, ci)
-    ny, oy0, ky0 = _taps(y, conn_i[conn, C_PY], kh, sy, conn_i[conn, C_HO])
-    nx, ox0, kx0 = _taps(x, conn_i[conn, C_PX], kw, sx, wo)
+    ci, wo, co = conn_i[conn, C_CI], conn_i[conn, C_WO], conn_i[conn, C_CO]
+    kw, sy, sx = conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
+    yx, c = _split(idx, ci, conn_i[conn, C_CSHIFT])
+    r = conn_i[conn, C_GEO] + yx * 6
+    ny, oy0, ky0, nx, ox0, kx0 = geo[r], geo[r + 1], geo[r + 2], geo[r + 3], geo[r + 4], geo[r + 5]
     if ny == 0 or nx == 0:
         return 0
     if kind == K_CONV:
@@ -161,7 +135,7 @@ def deliver(conn_i, conn, weights, idx, scale, buf, doff, tflag, tlist, tn, uoff
 
 
 @inline_kernel
-def fanout_targets(conn_i, conn, weights, idx, out_idx, out_w):
+def fanout_targets(conn_i, geo, conn, weights, idx, out_idx, out_w):
     """Write the targets of source ``idx`` (flat, in the target layer) and their
     weights into ``out_idx``/``out_w``; return how many (for step-through debugging)."""
     kind = conn_i[conn, C_KIND]
@@ -176,11 +150,11 @@ def fanout_targets(conn_i, conn, weights, idx, out_idx, out_w):
         out_idx[0] = idx
         out_w[0] = weights[woff]
         return 1
-    wi, ci, wo = conn_i[conn, C_WI], conn_i[conn, C_CI], conn_i[conn, C_WO]
-    kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
-    y, x, c = _coords(idx, wi, ci)
-    ny, oy0, ky0 = _taps(y, conn_i[conn, C_PY], kh, sy, conn_i[conn, C_HO])
-    nx, ox0, kx0 = _taps(x, conn_i[conn, C_PX], kw, sx, wo)
+    ci, wo = conn_i[conn, C_CI], conn_i[conn, C_WO]
+    kw, sy, sx = conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
+    yx, c = _split(idx, ci, conn_i[conn, C_CSHIFT])
+    r = conn_i[conn, C_GEO] + yx * 6
+    ny, oy0, ky0, nx, ox0, kx0 = geo[r], geo[r + 1], geo[r + 2], geo[r + 3], geo[r + 4], geo[r + 5]
     n = 0
     for a in range(ny):
         for b in range(nx):

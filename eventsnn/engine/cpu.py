@@ -29,6 +29,7 @@ import numpy as np
 
 from .connectivity import deliver, fanout, fanout_targets, touch
 from .jit import inline_kernel, kernel
+from .neurons import integrate_block, largest_drive
 from .layout import (C_DST, C_KIND, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF,
                      P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
                      P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
@@ -107,54 +108,48 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
     for i in range(m):
         u = tlist[uoff + i]
         n0 = off + u * block
+        n1 = n0 + block
         f = np.float32(1.0)
         if leaky:
             if continuous:
                 f = np.float32(math.exp(-(t - last_t[n0]) / pop_tau[p]))
             else:
                 f = decay[p, int(t - last_t[n0])]
+            last_t[n0:n1] = t  # only leaky neurons need their last update time
+        if track:
+            top = largest_drive(inp[n0:n1], const[n0:n1], has_const, top)
+        crossed = integrate_block(v[n0:n1], inp[n0:n1], const[n0:n1], thr[n0:n1], f, leaky, has_const)
         recheck = False
-        for n in range(n0, n0 + block):
-            if track:
-                drive = inp[n] + const[n]
-                if drive > top:
-                    top = drive
-            # V * leak^dt + I_spikes + I_const, in this order; the IF and
-            # no-constant cases skip a multiply by 1 and an add of 0 (same result).
-            if leaky:
-                vv = v[n] * f + inp[n]
-                last_t[n] = t  # only leaky neurons need their last update time
-            else:
-                vv = v[n] + inp[n]
-            if has_const:
-                vv = vv + const[n]
-            inp[n] = zero
-            pre = vv
-            if spiking and vv >= thr[n]:
-                if subtract:
-                    vv = vv - thr[n]
-                    if vv >= thr[n]:
-                        recheck = True
-                else:
-                    vv = zero
-                _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
-            v[n] = vv
-            if tracing and traced[n] != 0:
-                i_tr = tr_count[0]
-                tr_t[i_tr] = t
-                tr_n[i_tr] = n
-                tr_pre[i_tr] = pre
-                tr_post[i_tr] = vv
-                tr_count[0] = i_tr + 1
-        cnt[2][p, tbin] += block
+        if (spiking and crossed > 0) or tracing:
+            # The spike pass, in neuron order; v already holds the integrated potential.
+            for n in range(n0, n1):
+                vv = v[n]
+                pre = vv
+                if spiking and vv >= thr[n]:
+                    if subtract:
+                        vv = vv - thr[n]
+                        if vv >= thr[n]:
+                            recheck = True
+                    else:
+                        vv = zero
+                    v[n] = vv
+                    _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
+                if tracing and traced[n] != 0:
+                    i_tr = tr_count[0]
+                    tr_t[i_tr] = t
+                    tr_n[i_tr] = n
+                    tr_pre[i_tr] = pre
+                    tr_post[i_tr] = vv
+                    tr_count[0] = i_tr + 1
         if recheck:
             tlist[uoff + keep] = u
             keep += 1
         else:
             tflag[uoff + u] = 0
+    cnt[2][p, tbin] += m * block
     tn[p] = keep
     max_input[p] = top
-    if pop_i[p, P_CONST] != 0:
+    if has_const:
         for u in range(pop_i[p, P_NUNITS]):
             touch(tflag, tlist, tn, uoff, p, u)
     if tn[p] > 0 and t + 1.0 < t_end:
@@ -225,7 +220,7 @@ def _room(net, st, q, lg, log_on, p, t, continuous):
 @kernel
 def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
     """Process events; return (status, events processed). See the module doc."""
-    conn_i, weights, pop_i = net[0], net[2], net[3]
+    conn_i, weights, pop_i, geo = net[0], net[2], net[3], net[8]
     inp, tflag, tlist, tn, gate_cnt, gate_last = st[1], st[4], st[5], st[6], st[7], st[8]
     qs, ev_conn, ev_idx, ev_next, ev_free = q[0], q[1], q[2], q[3], q[4]
     b_time, b_rank, b_head, heap = q[5], q[6], q[8], q[11]
@@ -258,7 +253,7 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
                 if conn_i[c, C_KIND] == K_GATE:
                     gate_cnt[goff + idx] += 1
                     gate_last[goff + idx] = t
-                ops += deliver(conn_i, c, weights, idx, one, inp, doff, tflag, tlist, tn, uoff, p, block)
+                ops += deliver(conn_i, geo, c, weights, idx, one, inp, doff, tflag, tlist, tn, uoff, p, block)
             ev_free[free_top] = e  # release the event slot
             free_top += 1
             done += 1
@@ -303,7 +298,7 @@ def inject_analog(net, st, x, conns, macs):
     The analog first layer is computed once per sample (its current is the
     same at every step); ``macs[dst]`` receives its exact multiply-accumulates.
     """
-    conn_i, weights, pop_i = net[0], net[2], net[3]
+    conn_i, weights, pop_i, geo = net[0], net[2], net[3], net[8]
     const, tflag, tlist, tn = st[2], st[4], st[5], st[6]
     for j in range(conns.shape[0]):
         c = conns[j]
@@ -311,7 +306,7 @@ def inject_analog(net, st, x, conns, macs):
         total = 0
         for i in range(x.shape[0]):
             if x[i] != 0.0:
-                total += deliver(conn_i, c, weights, i, x[i], const, pop_i[dst, P_OFF], tflag, tlist,
+                total += deliver(conn_i, geo, c, weights, i, x[i], const, pop_i[dst, P_OFF], tflag, tlist,
                                  tn, pop_i[dst, P_UOFF], dst, pop_i[dst, P_BLOCK])
         macs[dst] += total
 
@@ -333,12 +328,12 @@ def start_sample(net, st, q, t_end):
 
 
 @kernel
-def fanout_of(conn_i, c, idx):
+def fanout_of(conn_i, geo, c, idx):
     """Exact fan-out of source ``idx`` through connection ``c`` (for tests and counts)."""
-    return fanout(conn_i, c, idx)
+    return fanout(conn_i, geo, c, idx)
 
 
 @kernel
-def targets_of(conn_i, c, weights, idx, out_idx, out_w):
+def targets_of(conn_i, geo, c, weights, idx, out_idx, out_w):
     """The targets (flat index in the target layer) and weights of one source neuron."""
-    return fanout_targets(conn_i, c, weights, idx, out_idx, out_w)
+    return fanout_targets(conn_i, geo, c, weights, idx, out_idx, out_w)

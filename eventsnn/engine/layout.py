@@ -17,7 +17,9 @@ C_HI, C_WI, C_CI = 3, 4, 5
 C_HO, C_WO, C_CO = 6, 7, 8
 C_KH, C_KW, C_SY, C_SX, C_PY, C_PX = 9, 10, 11, 12, 13, 14
 C_WOFF = 15
-C_NFIELDS = 16
+C_GEO = 16  # offset of the connection's geometry table (see .geometry)
+C_CSHIFT = 17  # log2(C_in) if a power of two, else -1
+C_NFIELDS = 18
 
 # Population kinds.
 P_INPUT = 0

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..network import Network, NetworkError
-from .layout import (C_CI, C_CO, C_DST, C_HI, C_HO, C_KH, C_KIND, C_KW, C_NFIELDS, C_PX, C_PY,
+from .geometry import channel_shift, connection_table, has_geometry
+from .layout import (C_CI, C_CSHIFT, C_GEO, C_CO, C_DST, C_HI, C_HO, C_KH, C_KIND, C_KW, C_NFIELDS, C_PX, C_PY,
                      C_SRC, C_SX, C_SY, C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_GATE, K_IDENT,
                      K_POOL, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF, P_H, P_IN_CONN, P_INPUT,
                      P_INTEGRATE, P_KIND, P_LEAKY, P_N, P_NFIELDS, P_NUNITS, P_OC_N, P_OC_START,
@@ -120,6 +121,14 @@ class Plan:
                              np.float32(scale), delay=layer.delay)
 
         self.conn_i = np.stack([row for row, _ in conns]).astype(np.int64)
+        tables, geo_off = [np.zeros(0, np.int32)], 0
+        for row in self.conn_i:
+            row[C_CSHIFT] = channel_shift(row[C_CI])
+            row[C_GEO] = geo_off
+            if has_geometry(int(row[C_KIND])):
+                tables.append(connection_table(row))
+                geo_off += tables[-1].size
+        self.conn_geo = np.concatenate(tables).astype(np.int32)
         self.conn_delay = np.array([d for _, d in conns], np.float64)
         self.weights = np.concatenate(weights).astype(np.float32)
         if not np.all(np.isfinite(self.weights)):
@@ -199,7 +208,7 @@ class Plan:
     def net_arrays(self) -> tuple:
         """The network tuple the kernels take (order is the kernels' contract)."""
         return (self.conn_i, self.conn_delay, self.weights, self.pop_i, self.pop_tau,
-                self.out_conn, self.thr, self.decay)
+                self.out_conn, self.thr, self.decay, self.conn_geo)
 
     def pop_slice(self, p: int) -> slice:
         off = int(self.pop_i[p, P_OFF])
@@ -209,7 +218,7 @@ class Plan:
         """Sum of the fan-out of every source neuron of a connection (its MACs per full input)."""
         from .cpu import fanout_of
         n_src = int(np.prod(self.conn_i[conn, [C_HI, C_WI, C_CI]]))
-        return sum(fanout_of(self.conn_i, conn, i) for i in range(n_src))
+        return sum(fanout_of(self.conn_i, self.conn_geo, conn, i) for i in range(n_src))
 
 
 def flat_input(plan: Plan, x) -> np.ndarray:
