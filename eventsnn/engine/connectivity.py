@@ -6,8 +6,11 @@ with kernel (kh, kw), stride s and padding p, the outputs it reaches are the
 ``0 <= oy < H_out`` (same in x); each such position receives C_out synapses.
 Counting those taps is the exact, border-clipped fan-out.
 
-Activations are channel-last and conv weights (kh, kw, C_in, C_out), so one
-spike's fan-out is kh*kw contiguous runs of C_out additions.
+Activations are channel-last, so one spike's fan-out is kh*kw contiguous runs
+of C_out additions. The plan stores conv weights as (C_in, kh, kw, C_out): the
+kh*kw weight rows of one source channel are then one contiguous block (18 KB
+for 3x3x512) instead of kh*kw rows C_in*C_out floats apart, which is what
+deep layers, whose weights do not fit in cache, are limited by.
 
 ``deliver`` adds ``scale * w`` into ``buf`` for every target of source ``idx``
 and marks the touched *units* (positions for conv/dense targets with
@@ -21,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import inline_kernel
-from .layout import (C_CI, C_CO, C_CSHIFT, C_GEO, C_KIND, C_KW, C_SX, C_SY, C_WO, C_WOFF,
+from .layout import (C_CI, C_CO, C_CSHIFT, C_GEO, C_KH, C_KIND, C_KW, C_SX, C_SY, C_WO, C_WOFF,
                      K_CONV, K_DENSE, K_IDENT, K_POOL)
 
 
@@ -98,7 +101,7 @@ def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn,
         touch(tflag, tlist, tn, uoff, pop, idx)
         return 1
     ci, wo, co = conn_i[conn, C_CI], conn_i[conn, C_WO], conn_i[conn, C_CO]
-    kw, sy, sx = conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
+    kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
     yx, c = _split(idx, ci, conn_i[conn, C_CSHIFT])
     r = conn_i[conn, C_GEO] + yx * 6
     ny, oy0, ky0, nx, ox0, kx0 = geo[r], geo[r + 1], geo[r + 2], geo[r + 3], geo[r + 4], geo[r + 5]
@@ -111,7 +114,7 @@ def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn,
             for b in range(nx):
                 ox = ox0 - b
                 kx = kx0 + b * sx
-                wbase = woff + ((ky * kw + kx) * ci + c) * co
+                wbase = woff + ((c * kh + ky) * kw + kx) * co
                 pos = oy * wo + ox
                 _axpy(buf, doff + pos * co, weights, wbase, co, scale)
                 if block > 1:
@@ -151,7 +154,7 @@ def fanout_targets(conn_i, geo, conn, weights, idx, out_idx, out_w):
         out_w[0] = weights[woff]
         return 1
     ci, wo = conn_i[conn, C_CI], conn_i[conn, C_WO]
-    kw, sy, sx = conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
+    kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
     yx, c = _split(idx, ci, conn_i[conn, C_CSHIFT])
     r = conn_i[conn, C_GEO] + yx * 6
     ny, oy0, ky0, nx, ox0, kx0 = geo[r], geo[r + 1], geo[r + 2], geo[r + 3], geo[r + 4], geo[r + 5]
@@ -160,7 +163,7 @@ def fanout_targets(conn_i, geo, conn, weights, idx, out_idx, out_w):
         for b in range(nx):
             pos = (oy0 - a) * wo + (ox0 - b)
             if kind == K_CONV:
-                wbase = woff + (((ky0 + a * sy) * kw + (kx0 + b * sx)) * ci + c) * co
+                wbase = woff + ((c * kh + ky0 + a * sy) * kw + kx0 + b * sx) * co
                 for j in range(co):
                     out_idx[n] = pos * co + j
                     out_w[n] = weights[wbase + j]

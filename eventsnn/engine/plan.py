@@ -92,7 +92,9 @@ class Plan:
             src = source(layer.inputs[0])
             out = shapes[layer.name]
             if layer.kind == "conv2d":
-                add_conn(K_CONV, in_shape, out, src, dst, layer.weight, layer.weight.shape[:2],
+                # (kh, kw, C_in, C_out) -> (C_in, kh, kw, C_out): see .connectivity
+                add_conn(K_CONV, in_shape, out, src, dst, layer.weight.transpose(2, 0, 1, 3),
+                         layer.weight.shape[:2],
                          layer.stride, layer.padding, layer.delay)
             elif layer.kind == "dense":
                 add_conn(K_DENSE, in_shape, out, src, dst, layer.weight, delay=layer.delay)
