@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_info, table  # noqa: E402
 from eventsnn.datasets import load_dataset  # noqa: E402
 from eventsnn.engine.connectivity import deliver  # noqa: E402
-from eventsnn.engine.layout import P_BLOCK, P_OFF, P_UOFF  # noqa: E402
+from eventsnn.engine.layout import P_BLOCK, P_OFF, P_UOFF, aligned_zeros  # noqa: E402
 from eventsnn.engine.simulator import Simulator  # noqa: E402
 from eventsnn.network import Layer, Network, Neuron  # noqa: E402
 
@@ -205,7 +205,9 @@ def bench_scatter(args) -> dict:
     order = np.lexsort((idx, times))  # the engine's processing order: by step, then neuron
     times, idx = times[order], idx[order]
     weight = he(rng, (K, K, CI, CO), K * K * CI)
-    wflat = weight.reshape(-1)
+    # 64-byte aligned like the engine's own arrays (eventsnn.engine.layout.aligned_zeros).
+    wflat = aligned_zeros(weight.size, np.float32)
+    wflat[:] = weight.reshape(-1)
     reps = args.reps
     target = args.target_s
 
@@ -225,14 +227,14 @@ def bench_scatter(args) -> dict:
                 "ops_per_s": ops / best, "passes": passes, "events_used": n}
 
     rows = []
-    mem_cl = np.zeros(H * W * CO, np.float32)
+    mem_cl = aligned_zeros(H * W * CO, np.float32)
     r_cl = measure("bare scatter, channel-last (slice views, SIMD)", scatter_cl,
                    lambda: (wflat, mem_cl, H, W, CI, CO))
     rows.append(r_cl)
-    mem_flat = np.zeros(H * W * CO, np.float32)
+    mem_flat = aligned_zeros(H * W * CO, np.float32)
     rows.append(measure("bare scatter, channel-last, engine-style flat indexing", scatter_cl_flat,
                         lambda: (wflat, mem_flat, np.float32(1.0), H, W, CI, CO))) 
-    mem_cf = np.zeros(CO * H * W, np.float32)
+    mem_cf = aligned_zeros(CO * H * W, np.float32)
     rows.append(measure("bare scatter, channel-first (C_out, H, W)", scatter_cf,
                         lambda: (wflat, mem_cf, H, W, CI, CO)))
 

@@ -48,3 +48,18 @@ ST_GROW_LOG = 4  # the spike log or the membrane trace is full
 ST_BREAK = 5  # a spike breakpoint was hit (the layer update that caused it is complete)
 
 NO_CONN = -1  # a sentinel event: it only schedules its layer's update
+
+
+def aligned_zeros(n: int, dtype, align: int = 64):
+    """A zeroed 1-d array whose data starts on an ``align``-byte boundary.
+
+    The vector loops load 64 bytes at a time (AVX-512); numpy only promises
+    16-byte alignment, and a split cache line on every load made the same
+    run up to 15 % slower from one process to the next.
+    """
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    raw = np.zeros(int(n) * dtype.itemsize + align, np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start: start + int(n) * dtype.itemsize].view(dtype)

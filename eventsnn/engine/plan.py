@@ -17,7 +17,7 @@ import numpy as np
 
 from ..network import Network, NetworkError
 from .geometry import channel_shift, connection_table, has_geometry
-from .layout import (C_CI, C_CSHIFT, C_GEO, C_CO, C_DST, C_HI, C_HO, C_KH, C_KIND, C_KW, C_NFIELDS, C_PX, C_PY,
+from .layout import (aligned_zeros, C_CI, C_CSHIFT, C_GEO, C_CO, C_DST, C_HI, C_HO, C_KH, C_KIND, C_KW, C_NFIELDS, C_PX, C_PY,
                      C_SRC, C_SX, C_SY, C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_GATE, K_IDENT,
                      K_POOL, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF, P_H, P_IN_CONN, P_INPUT,
                      P_INTEGRATE, P_KIND, P_LEAKY, P_N, P_NFIELDS, P_NUNITS, P_OC_N, P_OC_START,
@@ -132,7 +132,9 @@ class Plan:
                 geo_off += tables[-1].size
         self.conn_geo = np.concatenate(tables).astype(np.int32)
         self.conn_delay = np.array([d for _, d in conns], np.float64)
-        self.weights = np.concatenate(weights).astype(np.float32)
+        flat_weights = np.concatenate(weights).astype(np.float32)
+        self.weights = aligned_zeros(flat_weights.size, np.float32)
+        self.weights[:] = flat_weights
         if not np.all(np.isfinite(self.weights)):
             raise NetworkError("network weights contain NaN or infinite values")
 

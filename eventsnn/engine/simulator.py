@@ -15,7 +15,7 @@ import numpy as np
 from ..encoding import bernoulli_spikes, poisson_process_spikes, sample_rng
 from ..network import Network, NetworkError
 from . import cpu
-from .layout import (C_DST, C_SRC, P_KIND, P_INTEGRATE, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
+from .layout import (aligned_zeros, C_DST, C_SRC, P_KIND, P_INTEGRATE, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
                      ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED, ST_UNTIL)
 from .debug import DebugMixin
 from .plan import Plan, flat_input
@@ -78,9 +78,9 @@ class Simulator(DebugMixin):
         n_pops = len(plan.pops)
         self.layer_names = [p.name for p in plan.pops]
         n, u = plan.n_neurons, plan.n_units
-        self._v = np.zeros(n, np.float32)
-        self._inp = np.zeros(n, np.float32)
-        self._const = np.zeros(n, np.float32)
+        self._v = aligned_zeros(n, np.float32)
+        self._inp = aligned_zeros(n, np.float32)
+        self._const = aligned_zeros(n, np.float32)
         self._last_t = np.zeros(n, np.float64)
         self._tflag = np.zeros(u, np.uint8)
         self._tlist = np.zeros(u, np.int32)
