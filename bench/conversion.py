@@ -208,6 +208,8 @@ def main(argv=None) -> int:
     ap.add_argument("--percentile", type=float, default=99.9)
     ap.add_argument("--v-init", type=float, default=0.0,
                     help="initial membrane potential, fraction of the threshold (convert's v_init)")
+    ap.add_argument("--pools", choices=["fold", "spiking"], default="fold",
+                    help="average pools folded into the next layer (convert's default) or spiking layers")
     ap.add_argument("--subsets", default="2000",
                     help="also report the accuracy on the first N test samples (comma list)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "conversion.json"))
@@ -266,6 +268,7 @@ def main(argv=None) -> int:
                 "calibration_samples": args.calibration_samples, "spike_norm_samples": args.spike_norm_samples,
                 "norm_timesteps": args.norm_timesteps, "percentile": args.percentile,
                 "v_init": args.v_init,
+                "pools": args.pools,
                 "syn_ops": "one (spike, target synapse) addition; the analog input layer's W*x is counted "
                            "separately as analog MACs (once per sample)",
             },
@@ -286,6 +289,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             net, report = convert(ann, train.x[:cal], train.y[:cal], method=method, percentile=args.percentile,
                                   decoding=decoding, norm_timesteps=args.norm_timesteps,
+                                  fold_pools=args.pools == "fold",
                                   **({"v_init": args.v_init} if args.v_init else {}))
             conv_s = time.perf_counter() - t0
             m, wall = simulate(net, x_test[:n], y_test[:n], args.timesteps, checkpoints, args.workers)

@@ -247,9 +247,10 @@ def _parse_sweep(text):
 @click.option("--v-init", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Initial membrane potential as a fraction of the threshold (0.5 halves the "
                    "rounding error at short latencies, Bu et al. 2022).")
-@click.option("--fold-pools", is_flag=True,
-              help="Fold average pools into the next conv/dense layer instead of making them "
-                   "spiking layers (more synaptic operations, better accuracy at short latencies).")
+@click.option("--fold-pools/--spiking-pools", default=True, show_default=True,
+              help="Fold each average pool into the next conv/dense layer (exact; the pool stays "
+                   "analog, as in the ANN), or make it a spiking layer (about 4x fewer synaptic "
+                   "operations, lower accuracy at short latencies).")
 @click.option("--norm-timesteps", type=click.IntRange(min=1), default=100, show_default=True,
               help="Steps per calibration sample for spike-norm.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "onnx", "keras", "nir"]), default="auto",
@@ -426,7 +427,7 @@ def _energy_lines(report, source):
                       f"the SNN needs {t['snn_over_ann']:.2f}x the ANN's energy."))
     if t["rate_estimate_syn_ops"]:
         exact_spiking = sum(r["syn_ops"] for r in report.rows if r.get("rate_estimate_syn_ops"))
-        out.append(f"A rate-based estimate (input rate x ANN MACs x T) would say {t['rate_estimate_syn_ops']:,.0f} "
+        out.append(f"A rate-based estimate (input rate x the layers' synapses x T) would say {t['rate_estimate_syn_ops']:,.0f} "
                    f"synaptic ops where the exact count is {exact_spiking:,.0f} "
                    f"({t['rate_estimate_syn_ops'] / max(exact_spiking, 1):.3f}x).")
     return out

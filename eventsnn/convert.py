@@ -116,7 +116,7 @@ def simplify(ann: AnnGraph) -> AnnGraph:
     return g
 
 
-def fold_average_pools(g: AnnGraph, shapes: dict) -> AnnGraph:
+def fold_average_pools(g: AnnGraph, shapes: dict) -> tuple:
     """Fold each non-overlapping average pool into the conv or dense layer after it.
 
     avgpool(s) then conv(kernel k, stride t, padding p) equals one conv on the
@@ -126,8 +126,13 @@ def fold_average_pools(g: AnnGraph, shapes: dict) -> AnnGraph:
     it averaged. The SNN then has no spiking pool layer: the spikes of the
     layer before the pool reach the next layer directly (s^2 more events, each
     with the same fan-out as a pooled one), with no extra quantisation step.
+
+    Returns the new graph and ``{name of the layer that absorbed a pool: [sy, sx]}``
+    (recorded in the converted file so that energy reports price the source
+    ANN, pool and all, not the larger folded layer).
     """
     g = copy.deepcopy(g)
+    folded = {}
     for pool in [l for l in g.layers if l.op == "avgpool2d"]:
         k, st = tuple(pool.kernel), tuple(pool.stride)
         h, w, c = shapes[pool.inputs[0]]
@@ -150,9 +155,10 @@ def fold_average_pools(g: AnnGraph, shapes: dict) -> AnnGraph:
             dense.weight = full.reshape(h * w * c, -1).astype(np.float32)
         else:
             continue
+        folded[dense.name if user.op == "flatten" else user.name] = [int(sy), int(sx)]
         user.inputs = tuple(pool.inputs[0] if i == pool.name else i for i in user.inputs)
         g.layers.remove(pool)
-    return g
+    return g, folded
 
 
 def _ann_shapes(g: AnnGraph) -> dict:
@@ -300,15 +306,15 @@ def file_sha256(path) -> str:
 def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile", percentile: float = 99.9,
             reset: str = "subtract", decoding: str = "spikes", encoding: str = "direct",
             norm_timesteps: int = 100, progress=None, seed: int = 0, v_init: float = 0.0,
-            fold_pools: bool = False) -> tuple:
+            fold_pools: bool = True) -> tuple:
     """Convert ``ann`` into a spiking :class:`Network`; return (network, report).
 
     ``calibration`` is (N, H, W, C) data in the ANN's input range; ``labels``
     (optional) gives the source ANN's accuracy on it. ``progress(n)`` is
     called as calibration samples are processed. ``v_init`` starts every
     spiking neuron at that fraction of its threshold (0.5: Bu et al. 2022).
-    ``fold_pools`` folds average pools into the next layer (see
-    :func:`fold_average_pools`) instead of making them spiking layers.
+    ``fold_pools`` (default) folds average pools into the next layer (see
+    :func:`fold_average_pools`); ``False`` makes them spiking layers.
     """
     if method not in METHODS:
         raise ConversionError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
@@ -328,8 +334,9 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     y = None if labels is None else np.asarray(labels, np.int64)[: x.shape[0]]
 
     g = simplify(ann)
+    folded = {}
     if fold_pools:
-        g = fold_average_pools(g, _ann_shapes(g))
+        g, folded = fold_average_pools(g, _ann_shapes(g))
     if not 0.0 <= v_init < 1.0:
         raise ConversionError(f"v_init must lie in [0, 1), got {v_init}")
     units, alias = _map(g, decoding, reset, v_init)
@@ -354,6 +361,7 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
         "reset": reset,
         "v_init": v_init,
         "fold_pools": fold_pools,
+        "folded_pools": folded,
         "calibration_samples": report.calibration_samples,
         "scales": report.scales,
         "thresholds": report.thresholds,

@@ -8,10 +8,13 @@ Sengupta et al. 2019, Lee et al. 2020)::
               + synops_l * E_AC + updates_l * E_update + spikes_l * E_spike
 
 ``synops_l`` is the engine's exact count: every delivered spike times its real,
-border-clipped fan-out. The *rate-based estimate* other tools print instead is
-``rate_in,l * MACs_l * T * E_AC`` with ``rate_in,l`` the mean spike rate per
-neuron per step of the layer's input: it ignores borders, pooling windows and
-which neurons actually fire, and the report shows both.
+border-clipped fan-out. ``MACs_l`` are those of the *source* ANN: a layer into
+which ``eventsnn convert`` folded an average pool counts the pool and the
+smaller layer after it, as the ANN computes them. The *rate-based estimate*
+other tools print instead is ``rate_in,l * synapses_l * T`` with ``rate_in,l``
+the mean spike rate per neuron per step of the layer's input and
+``synapses_l`` the layer's own dense synapse count: it ignores borders,
+pooling windows and which neurons actually fire, and the report shows both.
 """
 
 from __future__ import annotations
@@ -160,6 +163,8 @@ def energy_report(result: RunResult, profile: Profile, first_layer: str = "once"
     analog = result.analog_macs.sum(axis=0) / s * analog_factor
     rates = spikes / (result.neurons * T)
     sources = result.settings.get("layer_sources") or [[] for _ in result.layers]
+    # Synapses per layer for the rate estimate; older results: the ANN MACs.
+    synapses = result.settings.get("layer_synapses") or [int(v) for v in result.ann_macs]
     rows = []
     for i in range(1, len(result.layers)):
         snn = (analog[i] * profile.mac_pj + synops[i] * profile.synop_pj
@@ -169,9 +174,9 @@ def energy_report(result: RunResult, profile: Profile, first_layer: str = "once"
         if analog[i] > 0:
             estimate_ops = None  # analog input: MACs, priced as such
         elif src:
-            # other tools: input spike rate x the layer's dense MACs x T
+            # other tools: input spike rate x the layer's dense synapse count x T
             rate_in = float(np.mean([rates[j] for j in src]))
-            estimate_ops = rate_in * float(result.ann_macs[i]) * T
+            estimate_ops = rate_in * float(synapses[i]) * T
         else:
             estimate_ops = None
         rows.append({

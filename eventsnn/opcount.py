@@ -49,12 +49,47 @@ def connection_macs(row) -> tuple:
     raise ValueError(f"unknown connection kind {kind}")
 
 
+def unfolded_macs(row, pool) -> tuple:
+    """(exact, textbook) MACs of an average pool ``pool`` = (sy, sx) and the layer
+    it was folded into (``eventsnn convert`` folds pools by default): the source
+    ANN computes the pool and then the smaller layer, not the folded one."""
+    sy, sx = (int(v) for v in pool)
+    kind = int(row[C_KIND])
+    n_in = int(row[C_HI] * row[C_WI] * row[C_CI])
+    pool_macs = n_in  # every input is accumulated once into its pooled output
+    if kind == K_DENSE:
+        n = n_in // (sy * sx) * int(row[C_CO])
+        return pool_macs + n, pool_macs + n
+    if kind != K_CONV:
+        raise ValueError(f"a pool can only be folded into a conv or dense layer, not kind {kind}")
+    small = np.array(row, copy=True)
+    small[C_HI], small[C_WI] = row[C_HI] // sy, row[C_WI] // sx
+    small[C_KH], small[C_KW] = row[C_KH] // sy, row[C_KW] // sx
+    small[C_SY], small[C_SX] = row[C_SY] // sy, row[C_SX] // sx
+    small[C_PY], small[C_PX] = row[C_PY] // sy, row[C_PX] // sx
+    e, t = connection_macs(small)
+    return pool_macs + e, pool_macs + t
+
+
 def layer_macs(plan: Plan) -> tuple:
-    """Per population (input first): exact and textbook ANN MACs of one pass."""
+    """Per population (input first): exact and textbook MACs of one pass of the
+    source ANN (a layer that absorbed an average pool counts pool + layer)."""
+    folded = (plan.net.provenance or {}).get("folded_pools") or {}
     exact = np.zeros(len(plan.pops), np.int64)
     textbook = np.zeros(len(plan.pops), np.int64)
     for row in plan.conn_i:
-        e, t = connection_macs(row)
+        name = plan.pops[int(row[C_DST])].name
+        e, t = unfolded_macs(row, folded[name]) if name in folded else connection_macs(row)
         exact[row[C_DST]] += e
         textbook[row[C_DST]] += t
     return exact, textbook
+
+
+def layer_synapses(plan: Plan) -> np.ndarray:
+    """Per population: its synapses from real inputs (the exact MACs of its own
+    geometry, folded layers as they are): a rate-based estimate of synaptic
+    operations is input rate x this x T."""
+    out = np.zeros(len(plan.pops), np.int64)
+    for row in plan.conn_i:
+        out[row[C_DST]] += connection_macs(row)[0]
+    return out

@@ -27,7 +27,7 @@ from .engine.layout import C_DST, C_SRC
 from .engine.simulator import Simulator
 from .io.atomic import atomic_path
 from .network import NetworkError
-from .opcount import layer_macs
+from .opcount import layer_macs, layer_synapses
 
 RESULTS_FORMAT = "eventsnn.results"
 RESULTS_VERSION = 1
@@ -168,9 +168,11 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
             progress(1)
     labels = None if y is None else np.asarray(y, np.int64)[:n]
     ann_macs, ann_macs_textbook = layer_macs(sim.plan)
+    synapses = layer_synapses(sim.plan)
     sources = [sorted({int(r[C_SRC]) for r in sim.plan.conn_i if r[C_DST] == p}) for p in range(n_layers)]
     info = {"layer_sources": sources, "timesteps": sim.timesteps, "mode": mode, "encoding": sim.plan.encoding, "seed": seed,
-            "poisson_rate": poisson_rate, "decoding": sim.network.decoding}
+            "poisson_rate": poisson_rate, "decoding": sim.network.decoding,
+            "layer_synapses": [int(v) for v in synapses]}
     info.update(settings or {})
     return RunResult(layers=list(sim.layer_names), neurons=sim.neurons, timesteps=sim.timesteps,
                      predictions=predictions, labels=labels, outputs=np.array(outputs),

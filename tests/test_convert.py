@@ -278,7 +278,9 @@ def test_fold_average_pools_is_exact(pool):
     """avgpool -> conv and avgpool -> flatten -> dense fold into one layer with the same outputs."""
     from eventsnn.convert import _ann_shapes, fold_average_pools, simplify
     ann = simplify(small_cnn(pool))
-    folded = fold_average_pools(ann, _ann_shapes(ann))
+    folded, absorbed = fold_average_pools(ann, _ann_shapes(ann))
+    assert all(v == [2, 2] for v in absorbed.values())
+    assert bool(absorbed) == (pool == "avgpool2d")
     x = load_dataset(SAMPLE, limit=16).x
     np.testing.assert_allclose(forward(folded, x), forward(ann, x), rtol=1e-4, atol=1e-5)
     kinds = [l.op for l in folded.layers]
@@ -286,12 +288,42 @@ def test_fold_average_pools_is_exact(pool):
     assert ("maxpool2d" in kinds) == (pool == "maxpool2d")  # max pools stay
 
 
-def test_cli_convert_fold_pools(tmp_path, onnx_cnn):
-    out = tmp_path / "folded.h5"
-    res = CliRunner().invoke(main, ["convert", onnx_cnn, "-o", str(out), "--calibration", str(SAMPLE),
-                                    "--calibration-samples", "32", "--fold-pools", "--method", "max",
-                                    "--no-progress"])
+@pytest.mark.parametrize("flag, folded", [(None, True), ("--fold-pools", True), ("--spiking-pools", False)])
+def test_cli_convert_pools(tmp_path, onnx_cnn, flag, folded):
+    """Average pools are folded by default; --spiking-pools keeps them as spiking layers."""
+    out = tmp_path / "converted.h5"
+    args = ["convert", onnx_cnn, "-o", str(out), "--calibration", str(SAMPLE),
+            "--calibration-samples", "32", "--method", "max", "--no-progress"] + ([flag] if flag else [])
+    res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     net = load_network(out)
-    assert not any(l.kind == "avgpool2d" for l in net.layers)
-    assert net.provenance["fold_pools"] is True
+    assert any(l.kind == "avgpool2d" for l in net.layers) != folded
+    assert net.provenance["fold_pools"] is folded
+
+
+def test_folded_pools_are_priced_as_the_source_ann(data):
+    """Energy baseline: a layer that absorbed a pool counts the ANN's pool + smaller layer.
+
+    Layer by layer, the folded conversion's ANN MACs equal those of the
+    spiking-pools conversion's pool plus the layer after it, while the folded
+    layers' own synapse counts (for rate estimates) are s^2 = 4 times larger.
+    """
+    from eventsnn.engine.plan import Plan
+    from eventsnn.opcount import layer_macs, layer_synapses
+
+    ann = small_cnn()
+    folded, _ = convert(ann, data.x[:16], method="max")
+    spiking, _ = convert(ann, data.x[:16], method="max", fold_pools=False)
+    absorbed = folded.provenance["folded_pools"]
+    assert len(absorbed) == 2 and all(v == [2, 2] for v in absorbed.values())
+    pf, ps = Plan(folded, 10), Plan(spiking, 10)
+    macs_f = dict(zip([p.name for p in pf.pops], layer_macs(pf)[0]))
+    macs_s = dict(zip([p.name for p in ps.pops], layer_macs(ps)[0]))
+    syn_f = dict(zip([p.name for p in pf.pops], layer_synapses(pf)))
+    syn_s = dict(zip([p.name for p in ps.pops], layer_synapses(ps)))
+    for name in absorbed:
+        pool = ps.pops[ps.pop_index[name] - 1]
+        assert pool.layer.kind == "avgpool2d"
+        assert macs_f[name] == macs_s[pool.name] + macs_s[name]
+        assert syn_f[name] > 3 * syn_s[name]
+    assert sum(macs_f.values()) == sum(macs_s.values())
