@@ -29,10 +29,22 @@ def kilo(v):
 def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser()
-    ap.add_argument("--eventsnn", default=str(RES / "conversion.json"))
+    ap.add_argument("--eventsnn", default=str(RES / "conversion.json"),
+                    help="one or more eventsnn results (comma-separated); their configs are pooled")
     ap.add_argument("--peers", default=str(RES / "conversion_peers.json"))
     args = ap.parse_args(argv)
-    ev = json.loads(Path(args.eventsnn).read_text())
+    runs = [json.loads(Path(f).read_text()) for f in args.eventsnn.split(",") if f]
+    ev = runs[0]
+    for run in runs:  # label each config with the run's conversion settings
+        st = run["settings"]
+        for c in run["configs"]:
+            extra = []
+            if st.get("pools", "spiking") == "spiking":
+                extra.append("spiking pools")
+            if st.get("v_init"):
+                extra.append(f"v_init {st['v_init']:g}")
+            c["label"] = f"{c['method']}/{c['decoding']}" + (f" ({', '.join(extra)})" if extra else "")
+    ev = dict(ev, configs=[c for run in runs for c in run["configs"]])
     peers_path = Path(args.peers)
     pe = json.loads(peers_path.read_text()) if peers_path.exists() else None
     cps = ev["settings"]["checkpoints"]
@@ -46,12 +58,12 @@ def main(argv=None) -> int:
           f"(onnxruntime {a.get('onnxruntime_version', '')}, max |logit diff| {a.get('max_abs_logit_diff', 0):.1e})\n")
 
     print("### eventsnn (accuracy % / spikes per sample / synaptic ops per sample)\n")
-    print("| method | readout | samples | " + " | ".join(f"T={c}" for c in cps) + " | ms/sample (1 core, one worker) |")
-    print("|---|---|---|" + "---|" * len(cps) + "---|")
+    print("| config | samples | " + " | ".join(f"T={c}" for c in cps) + " | ms/sample (1 core, one worker) |")
+    print("|---|---|" + "---|" * len(cps) + "---|")
     for c in ev["configs"]:
         cells = [f"{pct(r['accuracy'])} / {kilo(r['spikes_per_sample'])} / {kilo(r['syn_ops_per_sample'])}"
                  for r in c["sweep"]]
-        print(f"| {c['method']} | {c['decoding']} | {c['samples']} | " + " | ".join(cells)
+        print(f"| {c['label']} | {c['samples']} | " + " | ".join(cells)
               + f" | {1000 * c['seconds_per_sample_one_core']:.1f} |")
     print()
 
@@ -102,7 +114,7 @@ def main(argv=None) -> int:
                 continue
             t = r["timesteps"]
             if t not in best_ev or acc > best_ev[t][0] or (acc == best_ev[t][0] and r["syn_ops_per_sample"] < best_ev[t][2]):
-                best_ev[t] = (acc, f"{c['method']}/{c['decoding']}", r["syn_ops_per_sample"])
+                best_ev[t] = (acc, c["label"], r["syn_ops_per_sample"])
     print(f"ANN on these images: {pct(ann_sub)} %\n")
     print("| T | best eventsnn (config, acc %, syn ops) | best peer (acc %, syn ops) | >= best peer | "
           "within 0.5 of ANN | cheapest peer at >= eventsnn's acc (syn ops) |")
@@ -137,7 +149,7 @@ def main(argv=None) -> int:
         for r in c["sweep"]:
             acc = r.get(key, r["accuracy"] if c["samples"] == n_peer else None)
             if acc is not None:
-                points["eventsnn"].append((acc, r["syn_ops_per_sample"], f"{c['method']}/{c['decoding']} T={r['timesteps']}"))
+                points["eventsnn"].append((acc, r["syn_ops_per_sample"], f"{c['label']} T={r['timesteps']}"))
     for p in pe["peers"]:
         if p["status"] != "ok":
             continue

@@ -142,3 +142,29 @@ def test_bad_arguments():
         sim.reset(np.full(x.shape, np.nan))
     with pytest.raises(NetworkError, match="continuous"):
         Simulator(net, timesteps=5, mode="continuous", encoding="direct")
+
+
+def test_input_spikes_are_stepped_one_by_one_in_order():
+    """Input spikes of one step travel as one queued run, but step() and peek() still
+    see one event per spike, in (time, neuron) order, with the right neuron."""
+    from eventsnn.network import Layer, Network, Neuron
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.1, (3, 3, 2, 4)).astype(np.float32)
+    net = Network(input_shape=(5, 5, 2), encoding="poisson", layers=[
+        Layer("conv", "conv2d", weight=w, padding=(1, 1), neuron=Neuron("if", threshold=100.0))])
+    times = np.array([0, 0, 0, 2, 2, 1], np.float64)
+    idx = np.array([7, 3, 40, 9, 1, 30], np.int32)
+    sim = Simulator(net, timesteps=4)
+    sim.reset(np.zeros((5, 5, 2), np.float32), input_spikes=(times, idx))
+    seen = []
+    while (event := sim.peek()) is not None:
+        if event.source == "input":
+            seen.append((event.time, event.neuron))
+        sim.step()
+    assert seen == sorted(zip(times.tolist(), idx.tolist()))
+    whole = Simulator(net, timesteps=4)
+    whole.reset(np.zeros((5, 5, 2), np.float32), input_spikes=(times, idx))
+    whole.run()
+    assert whole.events_processed == sim.events_processed
+    np.testing.assert_array_equal(whole.potentials("conv"), sim.potentials("conv"))

@@ -49,9 +49,8 @@ def _bin(t, nbins):
 
 
 @inline_kernel
-def _emit(net, st, q, cnt, lg, log_on, p, k, t, tbin):
-    """Neuron ``k`` of population ``p`` spikes at ``t``: count, log, queue its fan-out."""
-    conn_i, conn_delay, pop_i, out_conn = net[0], net[1], net[3], net[5]
+def _record_spike(pop_i, st, cnt, lg, log_on, p, k, t, tbin):
+    """Neuron ``k`` of population ``p`` spikes at ``t``: count it, log it, check breakpoints."""
     spike_count, brk_pop, brk_neuron, brk_hit = st[9], st[14], st[15], st[16]
     n = pop_i[p, P_OFF] + k
     spike_count[n] += 1
@@ -68,6 +67,14 @@ def _emit(net, st, q, cnt, lg, log_on, p, k, t, tbin):
         lg[1][i] = p
         lg[2][i] = k
         log_n[0] = i + 1
+
+
+@inline_kernel
+def _emit(net, st, q, cnt, lg, log_on, p, k, t, tbin):
+    """Neuron ``k`` of population ``p`` spikes at ``t``: record it and queue one event per
+    outgoing connection (``idx = k``)."""
+    conn_i, conn_delay, pop_i, out_conn = net[0], net[1], net[3], net[5]
+    _record_spike(pop_i, st, cnt, lg, log_on, p, k, t, tbin)
     start = pop_i[p, P_OC_START]
     for j in range(pop_i[p, P_OC_N]):
         c = out_conn[start + j]
@@ -76,13 +83,24 @@ def _emit(net, st, q, cnt, lg, log_on, p, k, t, tbin):
 
 @kernel
 def _flush_input(net, st, q, cnt, lg, log_on, t, tbin):
+    """The input spikes at ``t``: record each, and queue them as one *run* event per
+    outgoing connection (``idx = -(k + 2)``: input spikes k, k+1, ... while their time
+    is ``t``), which the event loop delivers spike by spike. Same order, same
+    per-spike events for step(), without a queue slot and a push per input spike."""
+    conn_i, conn_delay, pop_i, out_conn = net[0], net[1], net[3], net[5]
     in_time, in_idx = st[10], st[11]
     qs = q[0]
-    k = qs[Q_IN_CURSOR]
+    k0 = qs[Q_IN_CURSOR]
+    k = k0
     n = in_time.shape[0]
     while k < n and in_time[k] == t:
-        _emit(net, st, q, cnt, lg, log_on, 0, in_idx[k], t, tbin)
+        _record_spike(pop_i, st, cnt, lg, log_on, 0, in_idx[k], t, tbin)
         k += 1
+    if k > k0:
+        start = pop_i[0, P_OC_START]
+        for j in range(pop_i[0, P_OC_N]):
+            c = out_conn[start + j]
+            push_event(q, t + conn_delay[c], conn_i[c, C_DST], c, -(k0 + 2))
     qs[Q_IN_CURSOR] = k
     if k < n:
         push_event(q, in_time[k], 0, NO_CONN, -1)
@@ -195,18 +213,19 @@ def _room(net, st, q, lg, log_on, p, t, continuous):
     """ST_GROW_* if the flush of ``p`` at ``t`` might not fit, else -1."""
     pop_i = net[3]
     qs = q[0]
+    n_oc = pop_i[p, P_OC_N]
     if pop_i[p, P_KIND] == P_INPUT:
         in_time = st[10]
         k = qs[Q_IN_CURSOR]
         m = 0
         while k + m < in_time.shape[0] and in_time[k + m] == t:
             m += 1
+        events = n_oc + 2  # one run event per connection
     else:
         m = st[6][p]
         if pop_i[p, P_KIND] != P_GATE:
             m *= pop_i[p, P_BLOCK]
-    n_oc = pop_i[p, P_OC_N]
-    events = m * n_oc + 2
+        events = m * n_oc + 2
     buckets = events if continuous else n_oc + 2
     if qs[Q_EV_FREE] < events or qs[Q_B_FREE] < buckets:
         return ST_GROW_QUEUE
@@ -217,16 +236,27 @@ def _room(net, st, q, lg, log_on, p, t, continuous):
     return -1
 
 
+@inline_kernel
+def _deliver_event(conn_i, geo, c, weights, idx, inp, doff, tflag, tlist, tn, uoff, p, block, gate_cnt,
+                   gate_last, goff, t):
+    """One spike event of source ``idx`` through connection ``c``; returns its syn ops."""
+    if conn_i[c, C_KIND] == K_GATE:
+        gate_cnt[goff + idx] += 1
+        gate_last[goff + idx] = t
+    return deliver(conn_i, geo, c, weights, idx, np.float32(1.0), inp, doff, tflag, tlist, tn, uoff, p, block)
+
+
 @kernel
 def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
     """Process events; return (status, events processed). See the module doc."""
     conn_i, weights, pop_i, geo = net[0], net[2], net[3], net[8]
     inp, tflag, tlist, tn, gate_cnt, gate_last = st[1], st[4], st[5], st[6], st[7], st[8]
+    in_time, in_idx = st[10], st[11]
+    n_in = in_time.shape[0]
     qs, ev_conn, ev_idx, ev_next, ev_free = q[0], q[1], q[2], q[3], q[4]
     b_time, b_rank, b_head, heap = q[5], q[6], q[8], q[11]
     syn = cnt[0]
     nbins = syn.shape[1]
-    one = np.float32(1.0)
     done = 0
     while True:
         b = qs[Q_CUR]
@@ -248,15 +278,28 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
             if done >= max_events:
                 break
             c = ev_conn[e]
-            if c != NO_CONN:
+            if c == NO_CONN:
+                done += 1
+            else:
                 idx = ev_idx[e]
-                if conn_i[c, C_KIND] == K_GATE:
-                    gate_cnt[goff + idx] += 1
-                    gate_last[goff + idx] = t
-                ops += deliver(conn_i, geo, c, weights, idx, one, inp, doff, tflag, tlist, tn, uoff, p, block)
+                if idx >= 0:
+                    ops += _deliver_event(conn_i, geo, c, weights, idx, inp, doff, tflag, tlist, tn, uoff, p,
+                                          block, gate_cnt, gate_last, goff, t)
+                    done += 1
+                else:  # a run of input spikes (see _flush_input), one event per spike
+                    k = -idx - 2
+                    while True:
+                        ops += _deliver_event(conn_i, geo, c, weights, in_idx[k], inp, doff, tflag, tlist, tn,
+                                              uoff, p, block, gate_cnt, gate_last, goff, t)
+                        done += 1
+                        k += 1
+                        if k >= n_in or in_time[k] != in_time[k - 1] or done >= max_events:
+                            break
+                    if k < n_in and in_time[k] == in_time[k - 1]:
+                        ev_idx[e] = -(k + 2)  # paused inside the run: resume at spike k
+                        break
             ev_free[free_top] = e  # release the event slot
             free_top += 1
-            done += 1
             e = ev_next[e]
         # Per-bucket bookkeeping, kept out of the per-event loop.
         b_head[b] = e

@@ -217,7 +217,10 @@ class Simulator(DebugMixin):
         layer = self.layer_names[int(q.b_rank[b])]
         if conn < 0:
             return Event(t, layer, None, -1)
-        return Event(t, layer, self.layer_names[int(self.plan.conn_i[conn, C_SRC])], int(q.ev_idx[e]), conn)
+        idx = int(q.ev_idx[e])
+        if idx < 0:  # a run of input spikes: its next one (see cpu._flush_input)
+            idx = int(self._in_idx[-idx - 2])
+        return Event(t, layer, self.layer_names[int(self.plan.conn_i[conn, C_SRC])], idx, conn)
 
     # -- reading state -------------------------------------------------------------
     @property
