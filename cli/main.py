@@ -117,6 +117,10 @@ _RUN_OPTIONS = [
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Poisson encoder."),
     click.option("--poisson-rate", type=click.FloatRange(min=0, min_open=True), default=1.0,
                  show_default=True, help="Scale of the Poisson spike probability per step."),
+    click.option("--order", type=click.Choice(["auto", "time", "layer"]), default="auto", show_default=True,
+                 help="Event order: step by step over all layers ('time'), or each layer for all its "
+                      "steps ('layer': identical results, faster on deep nets; discrete time only). "
+                      "'auto': layer in discrete time, time in continuous time."),
     click.option("--no-progress", is_flag=True, help="Do not show a progress bar."),
 ]
 
@@ -135,7 +139,7 @@ def _run_options(fn):
 @click.option("--sweep-timesteps", "sweep", default=None, metavar="T1,T2,...",
               help="Also report accuracy, spikes and synaptic ops after each of these timesteps, "
                    "read off the same simulation (runs max(T) steps).")
-def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate, no_progress,
+def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate, order, no_progress,
         as_json, output, sweep):
     """Simulate a network on a data set and report accuracy and operation counts."""
     _check_output_dir(output)
@@ -143,7 +147,8 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
     if checkpoints:
         timesteps = max(checkpoints)
     options = {"timesteps": timesteps, "samples": samples, "encoding": encoding, "mode": mode,
-               "seed": seed, "poisson_rate": poisson_rate, "output": output, "sweep_timesteps": checkpoints}
+               "seed": seed, "poisson_rate": poisson_rate, "order": order, "output": output,
+               "sweep_timesteps": checkpoints}
     result, settings, data_source = _simulate(net_path, data_path, options, checkpoints, no_progress, "eventsnn run")
     with _user_errors():
         if output is not None:
@@ -202,7 +207,7 @@ def _simulate(net_path, data_path, options, checkpoints, no_progress, command):
                     "options": options}
         kwargs = dict(y=data.y, timesteps=options["timesteps"], encoding=options["encoding"],
                       mode=options["mode"], seed=options["seed"], poisson_rate=options["poisson_rate"],
-                      settings=settings, checkpoints=checkpoints)
+                      settings=settings, checkpoints=checkpoints, order=options["order"])
         with _user_errors():
             if no_progress or x.shape[0] <= 1:
                 result = run_dataset(net, x, **kwargs)
@@ -320,7 +325,7 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
               help="Also draw energy per layer, SNN against ANN, as a PNG (needs matplotlib).")
 @click.option("--list-profiles", is_flag=True, help="List the shipped profiles and exit.")
 def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate,
-                      no_progress, profile, first_layer, as_json, csv_path, plot_path, list_profiles):
+                      order, no_progress, profile, first_layer, as_json, csv_path, plot_path, list_profiles):
     """Energy per sample from exact operation counts, against the same ANN.
 
     RESULTS is a file written by `eventsnn run --output`; without it the
@@ -349,7 +354,7 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
         source = results
     else:
         options = {"timesteps": timesteps, "samples": samples, "encoding": encoding, "mode": mode,
-                   "seed": seed, "poisson_rate": poisson_rate}
+                   "seed": seed, "poisson_rate": poisson_rate, "order": order}
         result, settings, _ = _simulate(net_path, data_path, options, None, no_progress,
                                         "eventsnn energy-report")
         source = settings["network"]

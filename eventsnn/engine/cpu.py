@@ -33,7 +33,7 @@ from .neurons import integrate_block, largest_drive
 from .layout import (C_DST, C_KIND, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF,
                      P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
                      P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
-                     Q_IN_CURSOR, RESET_SUBTRACT, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED,
+                     Q_IN_CURSOR, Q_LAYER_MAJOR, RESET_SUBTRACT, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED,
                      ST_UNTIL, ST_BREAK, C_CI, C_KH, C_KW, C_SX, C_SY, C_WI)
 from .queue import push_event, release_bucket, take_bucket
 
@@ -257,13 +257,16 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
     b_time, b_rank, b_head, heap = q[5], q[6], q[8], q[11]
     syn = cnt[0]
     nbins = syn.shape[1]
+    last_rank = pop_i.shape[0] - 1
     done = 0
     while True:
         b = qs[Q_CUR]
         if b < 0:
             if qs[Q_HEAP_N] == 0:
                 return ST_EMPTY, done
-            if b_time[heap[0]] >= until:
+            # Layer-major order: every layer but the last runs to the end first,
+            # so only the last layer's events are held back by ``until``.
+            if b_time[heap[0]] >= until and (qs[Q_LAYER_MAJOR] == 0 or b_rank[heap[0]] == last_rank):
                 return ST_UNTIL, done
             b = take_bucket(q)
         t = b_time[b]

@@ -90,13 +90,20 @@ class DebugMixin:
 
     def break_at(self, time: float) -> None:
         """Stop ``run()`` before the first event at or after ``time`` (once)."""
+        self._need_time_order("break_at")
         self._time_breaks = sorted(self._time_breaks + [float(time)])
 
     def break_when(self, predicate) -> None:
         """Stop ``run()`` after the first time step at whose end ``predicate(sim)`` is true."""
+        self._need_time_order("break_when")
         if not callable(predicate):
             raise NetworkError("break_when needs a callable predicate(sim) -> bool")
         self._predicates.append(predicate)
+
+    def _need_time_order(self, what: str) -> None:
+        if self.order != "time":
+            raise NetworkError(f"{what} needs the Simulator's default order='time' "
+                               f"(with order={self.order!r} the layers are not in step)")
 
     def clear_breakpoints(self) -> None:
         self._brk_pop[:] = 0

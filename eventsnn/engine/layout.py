@@ -37,6 +37,7 @@ RESET_ZERO = 1
 
 # Scalar slots of the queue's int64 array `qs`.
 Q_HEAP_N, Q_EV_FREE, Q_B_FREE, Q_SEQ, Q_CUR, Q_IN_CURSOR = 0, 1, 2, 3, 4, 5
+Q_LAYER_MAJOR = 6  # 1: buckets ordered by (rank, time, seq) instead of (time, rank, seq)
 Q_NFIELDS = 8
 
 # Status codes returned by the advance kernel.

@@ -24,14 +24,16 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import inline_kernel, kernel
-from .layout import Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N, Q_NFIELDS, Q_SEQ
+from .layout import Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N, Q_LAYER_MAJOR, Q_NFIELDS, Q_SEQ
 
 
 class EventQueue:
     """The preallocated arrays of the queue, grown on demand from Python."""
 
-    def __init__(self, n_ranks: int, capacity: int = 1 << 14, bucket_capacity: int = 1 << 10):
+    def __init__(self, n_ranks: int, capacity: int = 1 << 14, bucket_capacity: int = 1 << 10,
+                 layer_major: bool = False):
         self.n_ranks = int(n_ranks)
+        self.layer_major = bool(layer_major)
         self.qs = np.zeros(Q_NFIELDS, np.int64)
         self.ev_conn = np.zeros(0, np.int32)
         self.ev_idx = np.zeros(0, np.int32)
@@ -55,6 +57,7 @@ class EventQueue:
         cap, bcap = self.ev_conn.size, self.b_time.size
         self.qs[:] = 0
         self.qs[Q_CUR] = -1
+        self.qs[Q_LAYER_MAJOR] = int(self.layer_major)
         self.ev_free[:] = np.arange(cap - 1, -1, -1, dtype=np.int32)
         self.qs[Q_EV_FREE] = cap
         self.b_free[:] = np.arange(bcap - 1, -1, -1, dtype=np.int32)
@@ -142,14 +145,17 @@ class EventQueue:
                     out.append((float(self.b_time[b]), int(self.b_rank[b]), int(self.b_seq[b]) + k, conn, i))
                     k += 1
                 e = int(self.ev_next[e])
-        out.sort(key=lambda r: (r[0], r[1], r[2]))
+        out.sort(key=(lambda r: (r[1], r[0], r[2])) if self.layer_major else (lambda r: (r[0], r[1], r[2])))
         return out
 
 
 # -- kernels ---------------------------------------------------------------------
 
 @inline_kernel
-def _less(b_time, b_rank, b_seq, a, b):
+def _less(b_time, b_rank, b_seq, a, b, layer_major):
+    """Bucket order: (time, rank, seq), or (rank, time, seq) when ``layer_major``."""
+    if layer_major and b_rank[a] != b_rank[b]:
+        return b_rank[a] < b_rank[b]
     if b_time[a] != b_time[b]:
         return b_time[a] < b_time[b]
     if b_rank[a] != b_rank[b]:
@@ -160,12 +166,13 @@ def _less(b_time, b_rank, b_seq, a, b):
 @inline_kernel
 def heap_push(q, b):
     qs, b_time, b_rank, b_seq, heap = q[0], q[5], q[6], q[7], q[11]
+    layer_major = qs[Q_LAYER_MAJOR] != 0
     i = qs[Q_HEAP_N]
     qs[Q_HEAP_N] = i + 1
     while i > 0:
         parent = (i - 1) >> 1
         p = heap[parent]
-        if not _less(b_time, b_rank, b_seq, b, p):
+        if not _less(b_time, b_rank, b_seq, b, p, layer_major):
             break
         heap[i] = p
         i = parent
@@ -176,6 +183,7 @@ def heap_push(q, b):
 def heap_pop(q):
     """Remove and return the bucket with the smallest key (heap must be non-empty)."""
     qs, b_time, b_rank, b_seq, heap = q[0], q[5], q[6], q[7], q[11]
+    layer_major = qs[Q_LAYER_MAJOR] != 0
     top = heap[0]
     n = qs[Q_HEAP_N] - 1
     qs[Q_HEAP_N] = n
@@ -186,9 +194,9 @@ def heap_pop(q):
             child = 2 * i + 1
             if child >= n:
                 break
-            if child + 1 < n and _less(b_time, b_rank, b_seq, heap[child + 1], heap[child]):
+            if child + 1 < n and _less(b_time, b_rank, b_seq, heap[child + 1], heap[child], layer_major):
                 child += 1
-            if not _less(b_time, b_rank, b_seq, heap[child], last):
+            if not _less(b_time, b_rank, b_seq, heap[child], last, layer_major):
                 break
             heap[i] = heap[child]
             i = child
