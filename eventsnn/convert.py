@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ann import AnnGraph, AnnLayer, ConversionError, forward
+from .ann import AnnGraph, ConversionError, forward
 from .network import Layer, Network, Neuron
 
 METHODS = ("max", "percentile", "spike-norm")

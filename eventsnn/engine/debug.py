@@ -163,7 +163,8 @@ class DebugMixin:
             conn = event.conn
             cap = int(self.plan.pops[p].size)
             out_idx, out_w = np.zeros(cap, np.int64), np.zeros(cap, np.float32)
-            n = cpu.targets_of(self.plan.conn_i, self.plan.conn_geo, conn, self.plan.weights, event.neuron, out_idx, out_w)
+            plan = self.plan
+            n = cpu.targets_of(plan.conn_i, plan.conn_geo, conn, plan.weights, event.neuron, out_idx, out_w)
             result.targets, result.weights = out_idx[:n].copy(), out_w[:n].copy()
         integrate = self.plan.pop_i[p, P_KIND] == P_INTEGRATE
         v0 = self._v[sl].copy() if integrate else None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout import (C_CI, C_HI, C_HO, C_KH, C_KIND, C_KW, C_PX, C_PY, C_SX, C_SY, C_WI, C_WO,
+from .layout import (C_HI, C_HO, C_KH, C_KW, C_PX, C_PY, C_SX, C_SY, C_WI, C_WO,
                      K_CONV, K_GATE, K_POOL)
 
 GEO_FIELDS = 6
