@@ -41,6 +41,8 @@ def main(argv=None) -> int:
             extra = []
             if st.get("pools", "spiking") == "spiking":
                 extra.append("spiking pools")
+            if c["method"] == "percentile" and c.get("percentile") not in (None, 99.9):
+                extra.append(f"{c['percentile']:g} %")
             if st.get("v_init"):
                 extra.append(f"v_init {st['v_init']:g}")
             c["label"] = f"{c['method']}/{c['decoding']}" + (f" ({', '.join(extra)})" if extra else "")
@@ -128,7 +130,9 @@ def main(argv=None) -> int:
         for p in pe["peers"]:
             if p["status"] != "ok":
                 continue
-            r = next(r for r in p["sweep"] if r["timesteps"] == t)
+            r = next((r for r in p["sweep"] if r["timesteps"] == t), None)
+            if r is None:  # this peer run stopped before T
+                continue
             pacc = max(v for v in (r["accuracy_membrane"], r["accuracy_spikes"]) if v is not None)
             if best_p is None or pacc > best_p[0]:
                 best_p = (pacc, p["peer"], r["syn_ops_per_sample"])
@@ -137,6 +141,8 @@ def main(argv=None) -> int:
                 pacc2 = max(v for v in (r2["accuracy_membrane"], r2["accuracy_spikes"]) if v is not None)
                 if pacc2 >= acc - 1e-6 and (cheapest is None or r2["syn_ops_per_sample"] < cheapest[0]):
                     cheapest = (r2["syn_ops_per_sample"], f"{p['peer']} T={r2['timesteps']}")
+        if best_p is None:
+            continue
         ok_peer = "yes" if acc >= best_p[0] - 1e-6 else f"no ({pct(acc - best_p[0])})"
         ok_ann = "-" if t < 50 else ("yes" if acc >= ann_sub - 0.005 - 1e-6 else f"no ({pct(acc - ann_sub)})")
         ch = "none reaches it" if cheapest is None else f"{kilo(cheapest[0])} ({cheapest[1]})"
