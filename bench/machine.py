@@ -33,6 +33,18 @@ def _git(*args) -> str:
         return ""
 
 
+def _mem_total_gib():
+    """Total memory from /proc/meminfo in GiB (None where there is no /proc)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2 ** 20, 1)
+    except OSError:
+        pass
+    return None
+
+
 def machine_info() -> dict:
     """Date, platform, CPU, library versions, git commit and load average."""
     model, flags = _cpu()
@@ -46,6 +58,7 @@ def machine_info() -> dict:
         "git_commit": _git("rev-parse", "HEAD"),
         "eventsnn_dirty": bool(_git("status", "--porcelain", "--", "eventsnn")),
         "loadavg_start": list(os.getloadavg()),
+        "mem_total_gib": _mem_total_gib(),
     }
     for name in ("numba", "numpy", "scipy", "torch"):
         try:

@@ -431,7 +431,7 @@ def main(argv=None):
     data.setdefault("runs", {})
     info = machine_info()
     log(f"{info['date']}  {info['cpu_model']}, {info['logical_cpus']} CPUs, {info['mem_total_gib']} GiB; "
-        f"load {info['loadavg']}")
+        f"load {info['loadavg_start']}")
     if args.blas_probe:
         data["convert_blas_probe"] = dict(blas_probe(work, log), machine=dict(info, loadavg_end=list(os.getloadavg())))
         out_path.write_text(json.dumps(data, indent=1, default=float) + "\n")
