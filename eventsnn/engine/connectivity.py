@@ -4,7 +4,9 @@ No matrix is built for conv or pool layers. For a source at (y, x, c) of a conv
 with kernel (kh, kw), stride s and padding p, the outputs it reaches are the
 (oy, ox) with ``oy*s - p + ky = y`` for some tap ``0 <= ky < kh`` and
 ``0 <= oy < H_out`` (same in x); each such position receives C_out synapses.
-Counting those taps is the exact, border-clipped fan-out.
+Counting those taps is the exact, border-clipped fan-out. The taps of every
+source position are looked up in the connection's geometry table
+(:mod:`.geometry`), so an event costs no integer division.
 
 Activations are channel-last, so one spike's fan-out is kh*kw contiguous runs
 of C_out additions. The plan stores conv weights as (C_in, kh, kw, C_out): the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .geometry import GEO_FIELDS
 from .jit import inline_kernel
 from .layout import (C_CI, C_CO, C_CSHIFT, C_GEO, C_KH, C_KIND, C_KW, C_SX, C_SY, C_WO, C_WOFF,
                      K_CONV, K_DENSE, K_IDENT, K_POOL)
@@ -57,7 +60,7 @@ def fanout(conn_i, geo, conn, idx):
     if kind == K_IDENT:
         return 1
     yx, _ = _split(idx, conn_i[conn, C_CI], conn_i[conn, C_CSHIFT])
-    r = conn_i[conn, C_GEO] + yx * 6
+    r = conn_i[conn, C_GEO] + yx * GEO_FIELDS
     n = geo[r] * geo[r + 3]
     if kind == K_CONV:
         return n * conn_i[conn, C_CO]
@@ -103,7 +106,7 @@ def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn,
     ci, wo, co = conn_i[conn, C_CI], conn_i[conn, C_WO], conn_i[conn, C_CO]
     kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
     yx, c = _split(idx, ci, conn_i[conn, C_CSHIFT])
-    r = conn_i[conn, C_GEO] + yx * 6
+    r = conn_i[conn, C_GEO] + yx * GEO_FIELDS
     ny, oy0, ky0, nx, ox0, kx0 = geo[r], geo[r + 1], geo[r + 2], geo[r + 3], geo[r + 4], geo[r + 5]
     if ny == 0 or nx == 0:
         return 0
@@ -156,7 +159,7 @@ def fanout_targets(conn_i, geo, conn, weights, idx, out_idx, out_w):
     ci, wo = conn_i[conn, C_CI], conn_i[conn, C_WO]
     kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
     yx, c = _split(idx, ci, conn_i[conn, C_CSHIFT])
-    r = conn_i[conn, C_GEO] + yx * 6
+    r = conn_i[conn, C_GEO] + yx * GEO_FIELDS
     ny, oy0, ky0, nx, ox0, kx0 = geo[r], geo[r + 1], geo[r + 2], geo[r + 3], geo[r + 4], geo[r + 5]
     n = 0
     for a in range(ny):
