@@ -19,6 +19,7 @@ import numpy as np
 from .engine.layout import (C_CI, C_CO, C_DST, C_HI, C_HO, C_KH, C_KIND, C_KW, C_PX, C_PY, C_SX,
                             C_SY, C_WI, C_WO, K_CONV, K_DENSE, K_GATE, K_IDENT, K_POOL)
 from .engine.plan import Plan
+from .network import NetworkError
 
 
 def _axis_taps(n_in: int, n_out: int, k: int, stride: int, pad: int) -> int:
@@ -53,9 +54,20 @@ def unfolded_macs(row, pool) -> tuple:
     """(exact, textbook) MACs of an average pool ``pool`` = (sy, sx) and the layer
     it was folded into (``eventsnn convert`` folds pools by default): the source
     ANN computes the pool and then the smaller layer, not the folded one."""
-    sy, sx = (int(v) for v in pool)
+    try:
+        sy, sx = (int(v) for v in pool)
+    except (TypeError, ValueError):
+        sy = sx = 0
     kind = int(row[C_KIND])
     n_in = int(row[C_HI] * row[C_WI] * row[C_CI])
+    if kind == K_CONV:
+        fits = sy >= 1 and sx >= 1 and all(int(row[f]) % sy == 0 for f in (C_HI, C_KH, C_SY, C_PY)) \
+            and all(int(row[f]) % sx == 0 for f in (C_WI, C_KW, C_SX, C_PX))
+    else:
+        fits = sy >= 1 and sx >= 1 and n_in % (sy * sx) == 0
+    if not fits:
+        raise NetworkError(f"provenance 'folded_pools' gives pool {pool!r}, which does not fit the "
+                           f"layer's {int(row[C_HI])}x{int(row[C_WI])}x{int(row[C_CI])} input")
     pool_macs = n_in  # every input is accumulated once into its pooled output
     if kind == K_DENSE:
         n = n_in // (sy * sx) * int(row[C_CO])

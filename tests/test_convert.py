@@ -327,3 +327,16 @@ def test_folded_pools_are_priced_as_the_source_ann(data):
         assert macs_f[name] == macs_s[pool.name] + macs_s[name]
         assert syn_f[name] > 3 * syn_s[name]
     assert sum(macs_f.values()) == sum(macs_s.values())
+
+
+def test_bad_folded_pools_provenance_is_a_clear_error(data):
+    from eventsnn.engine.plan import Plan
+    from eventsnn.network import NetworkError
+    from eventsnn.opcount import layer_macs
+
+    net, _ = convert(small_cnn(), data.x[:8], method="max")
+    name = next(iter(net.provenance["folded_pools"]))
+    for bad in ([0, 2], [5, 5], "2x2"):
+        net.provenance["folded_pools"] = {name: bad}
+        with pytest.raises(NetworkError, match="folded_pools"):
+            layer_macs(Plan(net, 10))
