@@ -64,8 +64,9 @@ class Simulator(DebugMixin):
     then the next). A layer's input at step t comes only from lower layers at
     step t, and every bucket receives its events in the same order either way,
     so both give bit-identical spikes, potentials and counts; ``"layer"``
-    keeps one layer's weights in cache across steps (deep nets run up to 2x
-    faster) at the cost of holding a whole layer's output in the queue.
+    keeps one layer's weights in cache across steps (VGG16 on 32x32 inputs
+    runs 1.3-1.7x faster, BENCHMARKS.md) at the cost of holding a whole
+    layer's output in the queue (no gain, and more memory, at 224x224).
     With ``"layer"``, ``run(until=t)`` runs every layer but the last to the
     end and the last up to ``t`` (so readouts at ``t`` are exact), and
     ``break_at``/``break_when`` are not available.
