@@ -213,6 +213,9 @@ BAD = {
     "data-shape": _data_shape,
     "data-not-a-dataset": lambda net, tmp: ["--net", net, "--data", net],
     "continuous-direct": lambda net, tmp: ["--net", net, "--mode", "continuous", "--encoding", "direct"],
+    "layer-order-continuous": lambda net, tmp: ["--net", net, "--mode", "continuous", "--encoding", "poisson",
+                                                "--order", "layer"],
+    "unknown-order": lambda net, tmp: ["--net", net, "--order", "rank"],
 }
 
 
@@ -257,3 +260,15 @@ def test_installed_console_script(tmp_path):
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().startswith("Error:") and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_order_option_gives_identical_results(net_path):
+    """--order time and --order layer (the default in discrete time) count the same."""
+    runs = {}
+    for order in ("time", "layer", "auto"):
+        result = invoke(["run", "--net", net_path, "--data", SAMPLE, "--samples", 3, "--timesteps", 20,
+                         "--order", order, "--json", "--sweep-timesteps", "5,20"])
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.stdout)
+        runs[order] = (doc["accuracy"], doc["layers"], doc["sweep"])
+    assert runs["time"] == runs["layer"] == runs["auto"]
