@@ -29,7 +29,7 @@ import numpy as np
 
 from .connectivity import deliver, fanout, fanout_targets, touch
 from .jit import inline_kernel, kernel
-from .neurons import integrate_block, largest_drive
+from .neurons import integrate_block, largest_drive, mark_crossed
 from .layout import (C_DST, C_KIND, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF,
                      P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
                      P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
@@ -111,7 +111,7 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
     pop_i, pop_tau, thr, decay = net[3], net[4], net[6], net[7]
     traced, tr_t, tr_n, tr_pre, tr_post, tr_count = st[17], lg[4], lg[5], lg[6], lg[7], lg[8]
     v, inp, const, last_t, tflag, tlist, tn = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
-    max_input = st[13]
+    max_input, crossed_buf = st[13], st[18]
     top = max_input[p]
     track = lg[10][0] != 0  # spike-norm asks for the largest drive
     off, uoff, block = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK]
@@ -138,7 +138,32 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
             top = largest_drive(inp[n0:n1], const[n0:n1], has_const, top)
         crossed = integrate_block(v[n0:n1], inp[n0:n1], const[n0:n1], thr[n0:n1], f, leaky, has_const)
         recheck = False
-        if (spiking and crossed > 0) or tracing:
+        if spiking and crossed > 0 and not tracing and block >= 16:
+            # The spike pass over a wide unit: mark the crossings (vectorised), then
+            # visit them in neuron order, 8 flags per 64-bit word.
+            mask = crossed_buf[:block]
+            mark_crossed(v[n0:n1], thr[n0:n1], mask)
+            words = crossed_buf[:(block >> 3) << 3].view(np.uint64)
+            left = crossed
+            j = 0
+            while left > 0 and j < block:
+                if (j & 7) == 0 and (j >> 3) < words.shape[0] and words[j >> 3] == 0:
+                    j += 8
+                    continue
+                if mask[j] != 0:
+                    left -= 1
+                    n = n0 + j
+                    vv = v[n]
+                    if subtract:
+                        vv = vv - thr[n]
+                        if vv >= thr[n]:
+                            recheck = True
+                    else:
+                        vv = zero
+                    v[n] = vv
+                    _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
+                j += 1
+        elif (spiking and crossed > 0) or tracing:
             # The spike pass, in neuron order; v already holds the integrated potential.
             for n in range(n0, n1):
                 vv = v[n]

@@ -54,6 +54,13 @@ def integrate_block(v, inp, const, thr, f, leaky, has_const):
 
 
 @inline_kernel
+def mark_crossed(v, thr, mask):
+    """mask[j] = v[j] >= thr[j] (vectorised); the spike pass then skips zero 8-byte words."""
+    for j in range(v.shape[0]):
+        mask[j] = v[j] >= thr[j]
+
+
+@inline_kernel
 def largest_drive(inp, const, has_const, top):
     """max(top, max(inp + const)): the largest input a neuron of the block receives
     (spike-norm's threshold balancing reads it)."""

@@ -15,7 +15,7 @@ import numpy as np
 from ..encoding import bernoulli_spikes, poisson_process_spikes, sample_rng
 from ..network import Network, NetworkError
 from . import cpu
-from .layout import (aligned_zeros, C_DST, C_SRC, P_KIND, P_INTEGRATE, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
+from .layout import (aligned_zeros, P_BLOCK, C_DST, C_SRC, P_KIND, P_INTEGRATE, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
                      ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED, ST_UNTIL)
 from .debug import DebugMixin
 from .plan import Plan, flat_input
@@ -128,6 +128,8 @@ class Simulator(DebugMixin):
         self._brk_neuron = np.zeros(n, np.uint8)
         self._brk_hit = np.zeros(4, np.float64)
         self._traced = np.zeros(n, np.uint8)
+        # Scratch for the spike pass: which neurons of one unit crossed threshold.
+        self._crossed = aligned_zeros(max(int(plan.pop_i[:, P_BLOCK].max()), 8) + 8, np.uint8)
         self.queue = EventQueue(n_pops, layer_major=order == "layer")
         self.events_processed = 0
         self._loaded = False
@@ -197,7 +199,7 @@ class Simulator(DebugMixin):
         return (self._v, self._inp, self._const, self._last_t, self._tflag, self._tlist, self._tn,
                 self._gate_cnt, self._gate_last, self._spike_count, self._in_time, self._in_idx,
                 self._clock, self.max_input, self._brk_pop, self._brk_neuron, self._brk_hit,
-                self._traced)
+                self._traced, self._crossed)
 
     # -- running -----------------------------------------------------------------
     def _advance(self, until: float, max_events: int) -> str:
