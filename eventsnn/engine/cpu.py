@@ -81,6 +81,17 @@ def _emit(net, st, q, cnt, lg, log_on, p, k, t, tbin):
         push_event(q, t + conn_delay[c], conn_i[c, C_DST], c, k)
 
 
+@inline_kernel
+def _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract):
+    """Neuron ``n`` (flat; ``v[n] >= threshold``) spikes: reset it (subtract the
+    threshold, or to zero), emit the spike; return whether it is still at threshold."""
+    v, thr = st[0], net[6]
+    vv = v[n] - thr[n] if subtract else np.float32(0.0)
+    v[n] = vv
+    _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
+    return subtract and vv >= thr[n]
+
+
 @kernel
 def _flush_input(net, st, q, cnt, lg, log_on, t, tbin):
     """The input spikes at ``t``: record each, and queue them as one *run* event per
@@ -120,7 +131,6 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
     leaky = pop_i[p, P_LEAKY] != 0
     has_const = pop_i[p, P_CONST] != 0
     tracing = lg[9][0] != 0
-    zero = np.float32(0.0)
     m = tn[p]
     keep = 0
     for i in range(m):
@@ -153,15 +163,8 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
                 if mask[j] != 0:
                     left -= 1
                     n = n0 + j
-                    vv = v[n]
-                    if subtract:
-                        vv = vv - thr[n]
-                        if vv >= thr[n]:
-                            recheck = True
-                    else:
-                        vv = zero
-                    v[n] = vv
-                    _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
+                    if _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract):
+                        recheck = True
                 j += 1
         elif (spiking and crossed > 0) or tracing:
             # The spike pass, in neuron order; v already holds the integrated potential.
@@ -169,14 +172,9 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
                 vv = v[n]
                 pre = vv
                 if spiking and vv >= thr[n]:
-                    if subtract:
-                        vv = vv - thr[n]
-                        if vv >= thr[n]:
-                            recheck = True
-                    else:
-                        vv = zero
-                    v[n] = vv
-                    _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
+                    if _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract):
+                        recheck = True
+                    vv = v[n]
                 if tracing and traced[n] != 0:
                     i_tr = tr_count[0]
                     tr_t[i_tr] = t
