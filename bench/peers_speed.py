@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import gc
-import hashlib
 import json
 import math
 import os
@@ -52,13 +51,13 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_info, table  # noqa: E402
+from peers_common import scale_weights, weight_hash  # noqa: E402
 from eventsnn.engine.simulator import Simulator  # noqa: E402
 from eventsnn.network import Layer, Network, Neuron  # noqa: E402
 from eventsnn.opcount import layer_macs  # noqa: E402
 
 OUT_DIR = ROOT / "bench" / "out"
 VENV_PY = ROOT / "bench" / ".venv-peers" / "bin" / "python"
-QSTEP = 2.0 ** -8  # quantisation step of weights and inputs for the exact agreement check
 
 # ----------------------------------------------------------------------------
 # networks
@@ -107,17 +106,6 @@ def base_weights(spec, seed) -> list:
     for it in items_of(spec):
         if "wshape" in it:
             out.append((rng.standard_normal(it["wshape"]) * math.sqrt(2.0 / it["fan_in"])).astype(np.float32))
-    return out
-
-
-def scale_weights(base, gains, quant: bool) -> list:
-    """base * gain in float32 (the torch side does exactly the same); quantised to QSTEP if asked."""
-    out = []
-    for w, g in zip(base, gains):
-        s = (w * np.float32(g)).astype(np.float32)
-        if quant:
-            s = (np.round(s / np.float32(QSTEP)) * np.float32(QSTEP)).astype(np.float32)
-        out.append(s)
     return out
 
 
@@ -307,12 +295,6 @@ def ev_timings(net, xs, T, reps, threads=(1, 2), order="layer"):
 def _stats(ts) -> dict:
     a = np.asarray(ts, float)
     return {"median_s": float(np.median(a)), "min_s": float(a.min()), "max_s": float(a.max()), "all_s": a.tolist()}
-
-
-def weight_hash(w: np.ndarray) -> str:
-    """Order-free hash of a weight array (the same values in any layout give the same hash)."""
-    # + 0 turns -0.0 into +0.0: sort() ties them, so their order (and the bytes) would follow the layout
-    return hashlib.sha1(np.sort(np.asarray(w, np.float32).reshape(-1) + np.float32(0)).tobytes()).hexdigest()[:16]
 
 
 def to_torch_layout(w: np.ndarray, prev_shape) -> np.ndarray:

@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
 import os
+import sys
 import platform
 import time
 import warnings
@@ -68,26 +68,11 @@ from spikingjelly.activation_based import functional as sjf  # noqa: E402
 from spikingjelly.activation_based import layer as sjl  # noqa: E402
 from spikingjelly.activation_based import neuron as sjn  # noqa: E402
 
-QSTEP = 2.0 ** -8
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers_common import scale_weights, weight_hash  # noqa: E402
+
 TIMED_PEERS = ("torch", "snntorch", "sinabs", "sj_m", "sj_s")
 DIAG_PEERS = ("snntorch_default", "sinabs_multispike")
-
-
-def weight_hash(w: np.ndarray) -> str:
-    """Order-free hash of a weight array (the same values in any layout give the same hash)."""
-    # + 0 turns -0.0 into +0.0: sort() ties them, so their order (and the bytes) would follow the layout
-    return hashlib.sha1(np.sort(np.asarray(w, np.float32).reshape(-1) + np.float32(0)).tobytes()).hexdigest()[:16]
-
-
-def scale_weights(base, gains, quant):
-    """Exactly as peers_speed.scale_weights (float32 multiply, then round to 2^-8)."""
-    out = []
-    for w, g in zip(base, gains):
-        s = (w * np.float32(g)).astype(np.float32)
-        if quant:
-            s = (np.round(s / np.float32(QSTEP)) * np.float32(QSTEP)).astype(np.float32)
-        out.append(s)
-    return out
 
 
 # ----------------------------------------------------------------------------
@@ -195,12 +180,18 @@ def make_torch(nd: NetDef, b, T):
                 s = (v >= 1.0).to(v.dtype)
                 v -= s
                 if record:
-                    if cnt is None or len(cnt) <= i:
-                        cnt = (cnt or []) + [torch.zeros_like(s)]
-                    cnt[i] += s
+                    cnt = _count(cnt, i, s)
             out = s.clone() if out is None else out.add_(s)
         return out, cnt
     return run
+
+
+def _count(cnt, i, s):
+    """Add this step's spikes ``s`` of neuron layer ``i`` to the running counts."""
+    if cnt is None or len(cnt) <= i:
+        cnt = (cnt or []) + [torch.zeros_like(s)]
+    cnt[i] += s
+    return cnt
 
 
 def make_snntorch(nd: NetDef, b, T, default_spike=False):
@@ -230,9 +221,7 @@ def make_snntorch(nd: NetDef, b, T, default_spike=False):
                     mems[i] = torch.zeros_like(h)
                 s, mems[i] = lif(h, mems[i])
                 if record:
-                    if cnt is None or len(cnt) <= i:
-                        cnt = (cnt or []) + [torch.zeros_like(s)]
-                    cnt[i] += s
+                    cnt = _count(cnt, i, s)
             out = s.clone() if out is None else out.add_(s)
         return out, cnt
     return run
