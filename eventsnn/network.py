@@ -14,6 +14,15 @@ Neuron model (discrete time, one step)::
                                Han et al. 2020, RMP-SNN)
     V[t] <- 0                 (reset "zero", Diehl et al. 2015)
 
+With ``max_spikes = K > 1`` a neuron may fire up to K spikes in one step
+(sinabs' MultiSpike; Sorbaro et al. 2020, "Optimizing the energy consumption of
+spiking neural networks for neuromorphic applications", Front. Neurosci.)::
+
+    n[t] = min(K, floor(V[t] / threshold))   if V[t] >= threshold, else 0
+    V[t] <- V[t] - n[t] * threshold            (subtract; "zero" still sets 0)
+
+Each of the n spikes is its own event, so spike and synaptic-op counts stay exact.
+
 In continuous time the same neuron decays exactly, ``V(t) = V(t0) exp(-(t-t0)/tau)``,
 between the events that reach it.
 """
@@ -37,6 +46,8 @@ _LINEAR_KINDS = ("conv2d", "dense", "avgpool2d")
 # Sizes past these are surely a corrupt or hostile file, not a network.
 _MAX_DIM = 1 << 16
 _MAX_NEURONS = 1 << 31
+# Spikes one neuron may fire in one step; past this a layer is better run graded.
+MAX_SPIKES_LIMIT = 1 << 10
 
 
 class NetworkError(ValueError):
@@ -53,6 +64,8 @@ class Neuron:
     ``threshold`` is a scalar or one value per channel (last axis). ``leak`` is
     the per-step retention factor lambda (1 for IF); ``tau`` the matching time
     constant, ``leak = exp(-1/tau)``, used for exact decay in continuous time.
+    ``max_spikes`` is the most spikes a neuron fires in one step (1: the usual
+    binary spike; see the module doc).
     """
 
     kind: str = "if"
@@ -60,6 +73,7 @@ class Neuron:
     reset: str = "subtract"
     leak: float = 1.0
     v_init: float = 0.0
+    max_spikes: int = 1
 
     @property
     def tau(self) -> float:
@@ -81,12 +95,14 @@ class Neuron:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "threshold": np.asarray(self.threshold, np.float32),
-                "reset": self.reset, "leak": float(self.leak), "v_init": float(self.v_init)}
+                "reset": self.reset, "leak": float(self.leak), "v_init": float(self.v_init),
+                "max_spikes": int(self.max_spikes)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Neuron":
         return cls(d.get("kind", "if"), d.get("threshold", 1.0),
-                   d.get("reset", "subtract"), float(d.get("leak", 1.0)), float(d.get("v_init", 0.0)))
+                   d.get("reset", "subtract"), float(d.get("leak", 1.0)), float(d.get("v_init", 0.0)),
+                   int(d.get("max_spikes", 1)))
 
 
 @dataclass
@@ -222,6 +238,12 @@ def _validate_neuron(neuron: Neuron, channels: int, where: str) -> None:
     if not (0.0 <= v_init < 1.0):
         raise NetworkError(f"{where}: field 'v_init' must be in [0, 1) (a fraction of the threshold), got {neuron.v_init}")
     neuron.v_init = v_init
+    max_spikes = neuron.max_spikes
+    if isinstance(max_spikes, (bool, np.bool_)) or not isinstance(max_spikes, (int, np.integer)) \
+            or not 1 <= max_spikes <= MAX_SPIKES_LIMIT:
+        raise NetworkError(f"{where}: field 'max_spikes' must be an integer in 1..{MAX_SPIKES_LIMIT}, "
+                           f"got {max_spikes!r}")
+    neuron.max_spikes = int(max_spikes)
 
 
 def infer_shapes(net: Network) -> dict:
@@ -278,6 +300,11 @@ def infer_shapes(net: Network) -> dict:
                     raise NetworkError(f"{where}: field 'inputs': {src!r} is a {net.layer(src).kind} layer and cannot feed an add")
         if layer.kind == "flatten" and any(u.kind == "add" for u in users):
             raise NetworkError(f"{where}: a flatten layer cannot feed an add layer directly")
+        if layer.kind == "maxpool2d" and layer.inputs[0] != "input":
+            src = net.layer(layer.inputs[0])
+            if src.neuron is not None and src.neuron.max_spikes > 1:
+                raise NetworkError(f"{where}: a maxpool2d gate passes one spike per step, but its input "
+                                   f"{src.name!r} fires up to {src.neuron.max_spikes}; give it max_spikes 1")
     last = net.layers[-1]
     if not last.spiking:
         raise NetworkError(f"layer {len(net.layers) - 1} ({last.name!r}): the output layer must have a neuron population")

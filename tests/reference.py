@@ -9,6 +9,8 @@ Neuron update, identical in all three (float32 arithmetic in this order)::
 
     V <- (V * leak**dt + I_spikes) + I_const ;  spike if V >= theta ; reset
 
+With ``max_spikes = K``: n = min(K, floor(V / theta)) spikes and V -= n * theta.
+
 Nothing here imports the engine's kernels or connectivity code.
 """
 
@@ -134,6 +136,13 @@ def _params(pop, net):
     return thr, np.float32(neuron.leak), neuron.reset == "subtract", spiking
 
 
+def spikes_fired(vv, thr, max_spikes):
+    """Spikes per neuron at potential ``vv`` (float32): min(K, floor(vv / thr)) where vv >= thr."""
+    vv = np.asarray(vv, np.float32)
+    quotient = np.floor((vv / thr).astype(np.float32))
+    return np.where(vv >= thr, np.minimum(quotient, max_spikes), 0).astype(np.int64)
+
+
 def _initial(pop, net):
     """Potentials at t = 0: v_init * threshold (zero for the input, gates and a membrane readout)."""
     if pop.layer is None or pop.layer.neuron is None:
@@ -149,6 +158,7 @@ def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
     x = np.asarray(x, np.float32).reshape(-1)
     P, T = len(pops), timesteps
     raster = [np.zeros((T, p.n), bool) for p in pops]
+    counts_of = [np.zeros((T, p.n), np.int64) for p in pops]
     syn = np.zeros((P, T), np.int64)
     upd = np.zeros((P, T), np.int64)
     macs = np.zeros(P, np.int64)
@@ -163,6 +173,7 @@ def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
                     macs[k] += int(c.fanout[x != 0].sum())
     else:
         raster[0][:] = input_raster.astype(bool)
+        counts_of[0][:] = raster[0]
     recheck = [np.zeros(p.n, bool) for p in pops]
     vpre = [np.zeros((T, p.n), np.float32) for p in pops]  # potentials before reset
     has_const = [bool(np.any(p.bias != 0) or (encoding == "direct" and any(c.src == 0 for c in p.conns)))
@@ -183,18 +194,20 @@ def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
                 if encoding == "direct" and c.src == 0:
                     continue
                 s = raster[c.src][t]
-                syn[k, t] += int(c.fanout[s].sum())
+                n_s = counts_of[c.src][t]
+                syn[k, t] += int((c.fanout * n_s).sum())
                 touched |= c.mask[s].any(axis=0)
-                current += s.astype(np.float64) @ c.matrix
+                current += n_s.astype(np.float64) @ c.matrix
             if p.gate:
                 c = p.conns[0]
                 cnt = counts.setdefault(k, np.zeros(pops[c.src].n, np.int64))
                 s = raster[c.src][t]
-                cnt += s
+                cnt += counts_of[c.src][t]
                 for j in np.flatnonzero(touched):
                     window = np.flatnonzero(c.mask[:, j])
                     top = cnt[window].max()
                     raster[k][t, j] = bool(np.any(s[window] & (cnt[window] == top)))
+                counts_of[k][t] = raster[k][t]
                 upd[k, t] = touched.sum()
                 continue
             thr, leak, subtract, spiking = _params(p, net)
@@ -206,15 +219,17 @@ def simulate_discrete(net, x, timesteps, encoding, input_raster=None):
             vv = (v[k] * leak + current.astype(np.float32)) + const[k]
             vpre[k][t] = vv
             fired = (vv >= thr) & spiking
+            n_fired = spikes_fired(vv, thr, p.layer.neuron.max_spikes) * spiking
             raster[k][t] = fired
+            counts_of[k][t] = n_fired
             if subtract:
-                vv = np.where(fired, vv - thr, vv).astype(np.float32)
+                vv = np.where(fired, vv - n_fired.astype(np.float32) * thr, vv).astype(np.float32)
                 recheck[k] = fired & (vv >= thr)
                 recheck[k] = np.repeat(recheck[k].reshape(-1, block).any(axis=1), block)
             else:
                 vv = np.where(fired, np.float32(0), vv).astype(np.float32)
             v[k] = vv
-    return {"pops": pops, "raster": raster, "syn_ops": syn, "updates": upd, "analog_macs": macs, "v": v,
+    return {"pops": pops, "raster": raster, "counts": counts_of, "syn_ops": syn, "updates": upd, "analog_macs": macs, "v": v,
             "v_before_reset": vpre}
 
 
@@ -292,9 +307,11 @@ def simulate_continuous(net, in_times, in_idx, duration):
                 inp[k][n] = 0
                 last[k][n] = t
                 if spiking and vv >= thr[n]:
-                    vv = vv - thr[n] if subtract else np.float32(0)
+                    fired = int(spikes_fired(vv, thr[n], p.layer.neuron.max_spikes))
+                    vv = np.float32(vv - np.float32(fired) * thr[n]) if subtract else np.float32(0)
                     again |= bool(subtract and vv >= thr[n])
-                    emit(k, n, t)
+                    for _ in range(fired):
+                        emit(k, n, t)
                 v[k][n] = vv
             if again:
                 pending[k][n0:n0 + p.block] = True

@@ -14,6 +14,9 @@ update, integrates, and is checked against threshold::
     V <- V * leak**(t - t_last) + I_events + I_const
     if V >= theta: spike, then V <- V - theta (subtract) or 0 (zero)
 
+(with ``max_spikes = K > 1``: n = min(K, floor(V / theta)) spikes, one event
+each, and V <- V - n theta; see :mod:`eventsnn.network`)
+
 This is exactly the clock-driven update ``V[t] = leak V[t-1] + I[t]`` applied
 only where something happened. A neuron left at ``V >= theta`` after a
 subtractive reset, and a layer with a constant current (bias, analog input),
@@ -31,7 +34,7 @@ from .connectivity import deliver, fanout, fanout_targets, touch
 from .jit import inline_kernel, kernel
 from .neurons import integrate_block, largest_drive, mark_crossed
 from .layout import (C_DST, C_KIND, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF,
-                     P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
+                     P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_MAX_SPIKES, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
                      P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
                      Q_IN_CURSOR, Q_LAYER_MAJOR, RESET_SUBTRACT, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED,
                      ST_UNTIL, ST_BREAK, C_CI, C_KH, C_KW, C_SX, C_SY, C_WI)
@@ -82,13 +85,23 @@ def _emit(net, st, q, cnt, lg, log_on, p, k, t, tbin):
 
 
 @inline_kernel
-def _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract):
+def _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract, max_spikes):
     """Neuron ``n`` (flat; ``v[n] >= threshold``) spikes: reset it (subtract the
-    threshold, or to zero), emit the spike; return whether it is still at threshold."""
+    threshold, or to zero), emit the spike; return whether it is still at threshold.
+    With ``max_spikes > 1`` it fires min(max_spikes, floor(v / threshold)) spikes,
+    one event each, and a subtractive reset removes that many thresholds."""
     v, thr = st[0], net[6]
-    vv = v[n] - thr[n] if subtract else np.float32(0.0)
+    spikes = 1
+    if max_spikes > 1:
+        # v >= thr > 0, so the float32 quotient is >= 1: at least one spike
+        spikes = min(max_spikes, int(math.floor(v[n] / thr[n])))
+    if subtract:
+        vv = v[n] - np.float32(spikes) * thr[n] if max_spikes > 1 else v[n] - thr[n]
+    else:
+        vv = np.float32(0.0)
     v[n] = vv
-    _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
+    for _ in range(spikes):
+        _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
     return subtract and vv >= thr[n]
 
 
@@ -127,6 +140,7 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
     track = lg[10][0] != 0  # spike-norm asks for the largest drive
     off, uoff, block = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK]
     subtract = pop_i[p, P_RESET] == RESET_SUBTRACT
+    max_spikes = pop_i[p, P_MAX_SPIKES]
     spiking = pop_i[p, P_SPIKING] != 0
     leaky = pop_i[p, P_LEAKY] != 0
     has_const = pop_i[p, P_CONST] != 0
@@ -163,7 +177,7 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
                 if mask[j] != 0:
                     left -= 1
                     n = n0 + j
-                    if _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract):
+                    if _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract, max_spikes):
                         recheck = True
                 j += 1
         elif (spiking and crossed > 0) or tracing:
@@ -172,7 +186,7 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
                 vv = v[n]
                 pre = vv
                 if spiking and vv >= thr[n]:
-                    if _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract):
+                    if _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract, max_spikes):
                         recheck = True
                     vv = v[n]
                 if tracing and traced[n] != 0:
@@ -247,7 +261,7 @@ def _room(net, st, q, lg, log_on, p, t, continuous):
     else:
         m = st[6][p]
         if pop_i[p, P_KIND] != P_GATE:
-            m *= pop_i[p, P_BLOCK]
+            m *= pop_i[p, P_BLOCK] * pop_i[p, P_MAX_SPIKES]
         events = m * n_oc + 2
     buckets = events if continuous else n_oc + 2
     if qs[Q_EV_FREE] < events or qs[Q_B_FREE] < buckets:
@@ -293,7 +307,8 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
                 return ST_UNTIL, done
             b = take_bucket(q)
         t = b_time[b]
-        st[12][0] = t
+        if t > st[12][0]:  # layer order revisits earlier times; "now" is the latest
+            st[12][0] = t
         p = b_rank[b]
         tbin = _bin(t, nbins)
         doff, uoff, block, goff = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK], pop_i[p, P_GOFF]

@@ -30,7 +30,8 @@ P_GATE = 2
 P_KIND, P_N, P_OFF, P_H, P_W, P_C = 0, 1, 2, 3, 4, 5
 P_BLOCK, P_UOFF, P_NUNITS, P_RESET, P_CONST = 6, 7, 8, 9, 10
 P_OC_START, P_OC_N, P_GOFF, P_SPIKING, P_LEAKY, P_IN_CONN = 11, 12, 13, 14, 15, 16
-P_NFIELDS = 17
+P_MAX_SPIKES = 17  # most spikes per neuron per step (1: binary)
+P_NFIELDS = 18
 
 RESET_SUBTRACT = 0
 RESET_ZERO = 1

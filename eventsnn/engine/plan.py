@@ -20,7 +20,7 @@ from .geometry import channel_shift, connection_table, has_geometry
 from .layout import (aligned_zeros, C_CI, C_CSHIFT, C_GEO, C_CO, C_DST, C_HI, C_HO, C_KH, C_KIND, C_KW,
                      C_NFIELDS, C_PX, C_PY, C_SRC, C_SX, C_SY, C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_GATE, K_IDENT,
                      K_POOL, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF, P_H, P_IN_CONN, P_INPUT,
-                     P_INTEGRATE, P_KIND, P_LEAKY, P_N, P_NFIELDS, P_NUNITS, P_OC_N, P_OC_START,
+                     P_INTEGRATE, P_KIND, P_LEAKY, P_MAX_SPIKES, P_N, P_NFIELDS, P_NUNITS, P_OC_N, P_OC_START,
                      P_OFF, P_RESET, P_SPIKING, P_UOFF, P_W, RESET_SUBTRACT, RESET_ZERO)
 
 MODES = ("discrete", "continuous")
@@ -181,7 +181,9 @@ class Plan:
             pop_i[p, P_SPIKING] = 0 if (p == output and net.decoding == "membrane") else 1
             neuron = pop.layer.neuron if pop.layer is not None else None
             thr = np.full((h, w, ch), np.inf, np.float32)
+            pop_i[p, P_MAX_SPIKES] = 1
             if neuron is not None:
+                pop_i[p, P_MAX_SPIKES] = neuron.max_spikes
                 thr[...] = np.asarray(neuron.threshold, np.float32)
                 pop_i[p, P_RESET] = RESET_SUBTRACT if neuron.reset == "subtract" else RESET_ZERO
                 pop_i[p, P_LEAKY] = int(neuron.leak != 1.0)

@@ -246,7 +246,7 @@ class Simulator(DebugMixin):
     # -- reading state -------------------------------------------------------------
     @property
     def time(self) -> float:
-        """Time of the last processed event."""
+        """Time of the latest event processed (in layer order: of any layer)."""
         return float(self._clock[0])
 
     def _pop(self, layer) -> int:

@@ -12,7 +12,8 @@ Layout (documented in docs/FORMAT.md)::
                      datasets: weight (float32), bias (float32, optional)
     /layers/NNNN/neuron   attrs: kind ("if"|"lif"), reset ("subtract"|"zero"),
                                  leak (float64), v_init (float64, optional,
-                                 default 0); dataset: threshold (float32,
+                                 default 0), max_spikes (int64, optional,
+                                 default 1); dataset: threshold (float32,
                                  scalar or per channel)
 
 Weights are channel-last: conv (kh, kw, C_in, C_out), dense (N_in, N_out) with
@@ -69,6 +70,7 @@ def save_network(net: Network, path) -> None:
                     n.attrs["reset"] = layer.neuron.reset
                     n.attrs["leak"] = float(layer.neuron.leak)
                     n.attrs["v_init"] = float(layer.neuron.v_init)
+                    n.attrs["max_spikes"] = int(layer.neuron.max_spikes)
                     n.create_dataset("threshold", data=np.asarray(layer.neuron.threshold, np.float32))
 
 
@@ -122,6 +124,10 @@ def _attr(obj, key, where, kind=str, required=True, default=None):
         arr = np.asarray(value)
         if kind is float:
             return float(arr.reshape(()))
+        if kind is int:
+            if not np.issubdtype(arr.dtype, np.integer) or arr.size != 1:
+                raise TypeError
+            return int(arr.reshape(()))
         if kind == "ints":
             if not np.issubdtype(arr.dtype, np.integer):
                 raise TypeError
@@ -202,5 +208,6 @@ def _read_layer(g, i: int) -> Layer:
         layer.neuron = Neuron(kind=_attr(n, "kind", nwhere), threshold=threshold,
                               reset=_attr(n, "reset", nwhere),
                               leak=_attr(n, "leak", nwhere, float),
-                              v_init=_attr(n, "v_init", nwhere, float, required=False, default=0.0))
+                              v_init=_attr(n, "v_init", nwhere, float, required=False, default=0.0),
+                              max_spikes=_attr(n, "max_spikes", nwhere, int, required=False, default=1))
     return layer
