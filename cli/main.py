@@ -256,6 +256,10 @@ def _parse_sweep(text):
               help="Fold each average pool into the next conv/dense layer (exact; the pool stays "
                    "analog, as in the ANN), or make it a spiking layer (about 4x fewer synaptic "
                    "operations, lower accuracy at short latencies).")
+@click.option("--max-spikes", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Spikes a neuron may fire per step (sinabs' MultiSpike): every rate is scaled by it, "
+                   "so T steps resolve about as finely as T*K binary steps, at up to K times the spikes. "
+                   "Needs average pools (a max-pool gate passes one spike per step).")
 @click.option("--norm-timesteps", type=click.IntRange(min=1), default=100, show_default=True,
               help="Steps per calibration sample for spike-norm.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "onnx", "keras", "nir"]), default="auto",
@@ -264,7 +268,7 @@ def _parse_sweep(text):
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
 def convert(model, output, calibration_path, calibration_samples, method, percentile, reset, decoding,
-            encoding, v_init, fold_pools, norm_timesteps, fmt, seed, as_json, no_progress):
+            encoding, v_init, fold_pools, max_spikes, norm_timesteps, fmt, seed, as_json, no_progress):
     """Convert a trained ReLU ANN (ONNX, Keras HDF5 or NIR) into a spiking network."""
     from eventsnn.convert import convert as convert_ann
     from eventsnn.convert import source_info
@@ -280,7 +284,7 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
         x = _match_input(data.x, ann.input_shape, calibration_path)
         kwargs = dict(labels=data.y, method=method, percentile=percentile, reset=reset, decoding=decoding,
                       encoding=encoding, norm_timesteps=norm_timesteps, seed=seed, v_init=v_init,
-                      fold_pools=fold_pools)
+                      fold_pools=fold_pools, max_spikes=max_spikes)
         if no_progress:
             net, report = convert_ann(ann, x, **kwargs)
         else:
@@ -295,6 +299,8 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
     click.echo(f"model        {model} ({ann.source.get('format')})")
     click.echo(f"method       {method}" + (f" ({percentile} %)" if method == "percentile" else ""))
     click.echo(f"calibration  {report.calibration_samples} samples from {data.source}")
+    if max_spikes > 1:
+        click.echo(f"max spikes   {max_spikes} per neuron per step (rates scaled {max_spikes}x)")
     if report.ann_accuracy is not None:
         click.echo(f"ANN accuracy {100 * report.ann_accuracy:.2f} % (on the calibration samples)")
     if report.normalized_ann_accuracy is not None:

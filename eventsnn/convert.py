@@ -25,6 +25,14 @@ folded into the preceding conv/dense, Dropout removed, ReLU after a pool or on
 the non-negative input dropped. A bias becomes a constant input current: its
 layer is updated every step (not event-driven), which costs neuron updates
 but no synaptic operations.
+
+``max_spikes = K > 1`` (sinabs' MultiSpike; Sorbaro et al. 2020) lets every
+neuron fire up to K spikes per step and scales every rate by K, so that the
+clipping point stays at lambda while the quantisation step of one step shrinks
+K-fold: a layer fed by the network input gets its threshold divided by K (its
+rate is K times the normalised activation) and every other layer its bias
+multiplied by K (its spike input is already K times larger). The accuracy at T
+steps approaches that of single spikes at K*T steps, at up to K times the spikes.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .ann import AnnGraph, ConversionError, forward
-from .network import Layer, Network, Neuron
+from .network import MAX_SPIKES_LIMIT, Layer, Network, Neuron
 
 METHODS = ("max", "percentile", "spike-norm")
 _HUGE = float(np.finfo(np.float32).max)
@@ -306,7 +314,7 @@ def file_sha256(path) -> str:
 def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile", percentile: float = 99.9,
             reset: str = "subtract", decoding: str = "spikes", encoding: str = "direct",
             norm_timesteps: int = 100, progress=None, seed: int = 0, v_init: float = 0.0,
-            fold_pools: bool = True) -> tuple:
+            fold_pools: bool = True, max_spikes: int = 1) -> tuple:
     """Convert ``ann`` into a spiking :class:`Network`; return (network, report).
 
     ``calibration`` is (N, H, W, C) data in the ANN's input range; ``labels``
@@ -315,6 +323,8 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     spiking neuron at that fraction of its threshold (0.5: Bu et al. 2022).
     ``fold_pools`` (default) folds average pools into the next layer (see
     :func:`fold_average_pools`); ``False`` makes them spiking layers.
+    ``max_spikes`` lets each neuron fire up to that many spikes per step (see
+    the module doc).
     """
     if method not in METHODS:
         raise ConversionError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
@@ -339,6 +349,14 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
         g, folded = fold_average_pools(g, _ann_shapes(g))
     if not 0.0 <= v_init < 1.0:
         raise ConversionError(f"v_init must lie in [0, 1), got {v_init}")
+    if isinstance(max_spikes, bool) or not isinstance(max_spikes, (int, np.integer)) \
+            or not 1 <= max_spikes <= MAX_SPIKES_LIMIT:
+        raise ConversionError(f"max_spikes must be an integer in 1..{MAX_SPIKES_LIMIT}, got {max_spikes!r}")
+    if max_spikes > 1:
+        pools = [layer.name for layer in g.layers if layer.op == "maxpool2d"]
+        if pools:
+            raise ConversionError(f"max_spikes {max_spikes}: node {pools[0]!r} is a max pool, whose spiking "
+                                  f"gate passes one spike per step; use max_spikes 1 or average pools")
     units, alias = _map(g, decoding, reset, v_init)
     report = ConversionReport(method=method, calibration_samples=int(x.shape[0]))
     stats, out = _activation_stats(g, x, {u.tensor for u in units}, seed,
@@ -353,6 +371,8 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     else:
         _data_norm(g, units, stats, method, percentile, report)
         report.normalized_ann_accuracy = _normalized_ann_accuracy(g, units, x, y, report)
+    if max_spikes > 1:
+        _multi_spike(net, int(max_spikes), report)
     net.provenance = {
         "converted_by": "eventsnn convert",
         "source": dict(ann.source),
@@ -362,6 +382,7 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
         "v_init": v_init,
         "fold_pools": fold_pools,
         "folded_pools": folded,
+        "max_spikes": int(max_spikes),
         "calibration_samples": report.calibration_samples,
         "scales": report.scales,
         "thresholds": report.thresholds,
@@ -408,9 +429,46 @@ def _data_norm(g, units, stats, method, percentile, report):
             report.scales[layer.name] = lam
 
 
+def _multi_spike(net: Network, k: int, report) -> None:
+    """Scale every rate by ``k`` and let each neuron fire up to ``k`` spikes per step.
+
+    Layers fed by the network input divide their threshold by k; every other
+    layer multiplies its bias by k, and an add multiplies the scale of a branch
+    that is the network input itself. Neuron-less conv/dense branches of an add
+    are scaled like the input they read. Rates r_l = a_l / Lambda_l become k r_l.
+    """
+    def from_input(layer):
+        name = layer.inputs[0]
+        while name != "input" and net.layer(name).kind == "flatten":
+            name = net.layer(name).inputs[0]
+        return name == "input"
+
+    for layer in net.layers:
+        fed = from_input(layer) and layer.kind != "add"
+        if layer.neuron is None:
+            if layer.kind in ("conv2d", "dense"):  # a current into an add: scale it like the add's input
+                factor = np.float64(k)
+                layer.weight = (layer.weight.astype(np.float64) * factor).astype(np.float32) if fed \
+                    else layer.weight
+                if layer.bias is not None:
+                    layer.bias = (layer.bias.astype(np.float64) * factor).astype(np.float32)
+            continue
+        if fed:
+            layer.neuron.threshold = (np.asarray(layer.neuron.threshold, np.float64) / k).astype(np.float32)
+            report.thresholds[layer.name] = np.asarray(layer.neuron.threshold).tolist()
+        elif layer.bias is not None:
+            layer.bias = (layer.bias.astype(np.float64) * k).astype(np.float32)
+        if layer.kind == "add":
+            weights = np.ones(len(layer.inputs)) if layer.weight is None else layer.weight.astype(np.float64)
+            weights = np.where(np.array([n == "input" for n in layer.inputs]), weights * k, weights)
+            layer.weight = weights.astype(np.float32)
+        layer.neuron.max_spikes = k
+
+
 def rate_model(net: Network, x: np.ndarray) -> dict:
-    """The ReLU network a converted SNN approximates: each spiking layer's rate
-    times its threshold, as a function of the input (every layer's output)."""
+    """The ReLU network a converted SNN approximates: every layer's output as a
+    function of the input, for a spiking layer its spike rate (spikes per step,
+    unclipped) ``max(0, I) / threshold``; a membrane readout's raw current."""
     from .ann import _conv, _pool
     acts = {"input": np.asarray(x, np.float32).reshape((len(x),) + net.shapes()["input"])}
     last = net.layers[-1]
@@ -434,7 +492,7 @@ def rate_model(net: Network, x: np.ndarray) -> dict:
                                           net.layer(n).kind != "maxpool2d") else float(w))
                       for n, w in zip(layer.inputs, scales))
         if layer.neuron is not None and not (layer is last and net.decoding == "membrane"):
-            out = np.maximum(out, 0)
+            out = np.maximum(out, 0) / np.asarray(layer.neuron.threshold, np.float32)
         acts[layer.name] = out
     return acts
 
