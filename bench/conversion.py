@@ -21,6 +21,8 @@ Usage::
     python bench/conversion.py                       # 10k samples x 6 configs
     python bench/conversion.py --samples 200 --out bench/results/conversion_estimate.json
     python bench/conversion.py --samples 2000 --config-samples percentile:membrane=10000
+    python bench/conversion.py --methods percentile --decodings membrane --timesteps 100 \
+        --checkpoints 25,50,100 --v-init 0.5 --max-spikes 2 --out bench/results/conversion_k2.json
 
 Writes ``bench/results/conversion.json`` (``--out``) with machine, date, git
 commit and every setting. See bench/conversion_README.md.
@@ -208,6 +210,8 @@ def main(argv=None) -> int:
     ap.add_argument("--percentile", type=float, default=99.9)
     ap.add_argument("--v-init", type=float, default=0.0,
                     help="initial membrane potential, fraction of the threshold (convert's v_init)")
+    ap.add_argument("--max-spikes", type=int, default=1,
+                    help="spikes per neuron per step (convert's max_spikes; rates scaled by it)")
     ap.add_argument("--pools", choices=["fold", "spiking"], default="fold",
                     help="average pools folded into the next layer (convert's default) or spiking layers")
     ap.add_argument("--subsets", default="2000",
@@ -268,6 +272,7 @@ def main(argv=None) -> int:
                 "calibration_samples": args.calibration_samples, "spike_norm_samples": args.spike_norm_samples,
                 "norm_timesteps": args.norm_timesteps, "percentile": args.percentile,
                 "v_init": args.v_init,
+                "max_spikes": args.max_spikes,
                 "pools": args.pools,
                 "syn_ops": "one (spike, target synapse) addition; the analog input layer's W*x is counted "
                            "separately as analog MACs (once per sample)",
@@ -289,7 +294,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             net, report = convert(ann, train.x[:cal], train.y[:cal], method=method, percentile=args.percentile,
                                   decoding=decoding, norm_timesteps=args.norm_timesteps,
-                                  fold_pools=args.pools == "fold",
+                                  fold_pools=args.pools == "fold", max_spikes=args.max_spikes,
                                   **({"v_init": args.v_init} if args.v_init else {}))
             conv_s = time.perf_counter() - t0
             m, wall = simulate(net, x_test[:n], y_test[:n], args.timesteps, checkpoints, args.workers)
