@@ -45,6 +45,8 @@ def main(argv=None) -> int:
                 extra.append(f"{c['percentile']:g} %")
             if st.get("v_init"):
                 extra.append(f"v_init {st['v_init']:g}")
+            if st.get("max_spikes", 1) > 1:
+                extra.append(f"max_spikes {st['max_spikes']}")
             c["label"] = f"{c['method']}/{c['decoding']}" + (f" ({', '.join(extra)})" if extra else "")
     ev = dict(ev, configs=[c for run in runs for c in run["configs"]])
     peers_path = Path(args.peers)

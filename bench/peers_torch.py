@@ -33,7 +33,8 @@ Peers (``--peers``):
 
 Diagnostic variants, agreement only: ``snntorch_default`` (default spike_grad:
 fires on ``U > 1``) and ``sinabs_multispike`` (sinabs' default MultiSpike:
-floor(V) spikes per step).
+floor(V) spikes per step), the latter compared with eventsnn's multi-spike
+neurons (``Neuron.max_spikes``) where the data holds them.
 """
 
 from __future__ import annotations
@@ -339,9 +340,12 @@ def agreement(data, cfg, name, ri, quant, peers, log):
     na = cfg["agree_samples"]
     x = torch.from_numpy(data[f"{name}/x"][:na])
     tag = "q" if quant else "u"
-    ev = {ln: data[f"{name}/r{ri}/ev_{tag}/{ln}"].reshape(na, -1).astype(np.int64) for ln in nd.spiking}
     res = []
     for peer in peers:
+        # sinabs' MultiSpike is compared with eventsnn's multi-spike neurons (max_spikes
+        # large enough never to bind), recorded as "qm" where the eventsnn side has them
+        ptag = "qm" if (peer == "sinabs_multispike" and f"{name}/r{ri}/ev_qm/{nd.spiking[0]}" in data) else tag
+        ev = {ln: data[f"{name}/r{ri}/ev_{ptag}/{ln}"].reshape(na, -1).astype(np.int64) for ln in nd.spiking}
         run = make_peer(peer, nd, na, T)
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -358,7 +362,7 @@ def agreement(data, cfg, name, ri, quant, peers, log):
                           "peer_spikes_per_sample": p.sum(1).tolist(), "ev_spikes_per_sample": e.sum(1).tolist()}
         po, eo = to_hwc(out), ev[nd.spiking[-1]]
         r = {"net": name, "rate_index": ri, "target_rate": nc["rates"][ri]["target"], "peer": peer,
-             "quantised": quant, "samples": na, "seconds": dt, "layers": layers,
+             "quantised": quant, "eventsnn_counts": "multi-spike" if ptag == "qm" else "binary", "samples": na, "seconds": dt, "layers": layers,
              "output_equal_frac": float(np.mean(po == eo)),
              "output_counts_equal_samples": int(np.sum(np.all(po == eo, axis=1))),
              "prediction_equal_frac": float(np.mean(po.argmax(1) == eo.argmax(1))),
