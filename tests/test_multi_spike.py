@@ -198,3 +198,13 @@ def test_file_round_trip_and_default(tmp_path):
         f["layers/0000/neuron"].attrs["max_spikes"] = 2.5
     with pytest.raises(NetworkError, match="max_spikes"):
         load_network(tmp_path / "m.h5")
+
+
+def test_huge_potential_fires_the_cap():
+    """A potential far above threshold (quotient past any integer) fires exactly K spikes."""
+    layer = Layer("n", "dense", weight=np.zeros((1, 1), np.float32), bias=np.array([3e38], np.float32),
+                  neuron=Neuron("if", 1e-30, "subtract", max_spikes=7))
+    sim = Simulator(Network(input_shape=(1,), layers=[layer]), timesteps=3, record_spikes=True)
+    sim.reset(np.zeros(1, np.float32))
+    sim.run()
+    assert engine_counts(sim)[1][:, 0].tolist() == [7, 7, 7]

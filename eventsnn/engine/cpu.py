@@ -93,8 +93,10 @@ def _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract, max_spikes)
     v, thr = st[0], net[6]
     spikes = 1
     if max_spikes > 1:
-        # v >= thr > 0, so the float32 quotient is >= 1: at least one spike
-        spikes = min(max_spikes, int(math.floor(v[n] / thr[n])))
+        # v >= thr > 0, so the float32 quotient is >= 1: at least one spike. Capped
+        # before the integer conversion, which a huge quotient would overflow.
+        quotient = v[n] / thr[n]
+        spikes = max_spikes if quotient >= max_spikes else int(math.floor(quotient))
     if subtract:
         vv = v[n] - np.float32(spikes) * thr[n] if max_spikes > 1 else v[n] - thr[n]
     else:
