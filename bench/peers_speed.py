@@ -609,6 +609,8 @@ def report(results, args):
             for a in ag:
                 r = rates[a["rate_index"]]
                 tag = "q" if a["quantised"] else "u"
+                if a.get("eventsnn_counts") == "multi-spike":
+                    tag = "qm"
                 evs = np.asarray(r[f"ev_agree_{tag}"]["spikes"])[: a["samples"]]
                 tot_ok = all(np.array_equal(np.asarray(a["layers"][ln]["ev_spikes_per_sample"]), evs[:, i])
                              for i, ln in enumerate(layers))
