@@ -15,11 +15,10 @@ from eventsnn.ann import ConversionError, forward  # noqa: E402
 from eventsnn.cli.main import main  # noqa: E402
 from eventsnn.convert import convert, rate_model  # noqa: E402
 from eventsnn.datasets import load_dataset  # noqa: E402
-from eventsnn.engine.simulator import Simulator  # noqa: E402
 from eventsnn.io import load_network  # noqa: E402
 
 from annbuild import AnnBuilder, to_onnx  # noqa: E402
-from test_convert import _agreement, residual_cnn, small_cnn  # noqa: E402
+from test_convert import _agreement, rate_errors, residual_cnn, small_cnn  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "fashion-mnist-sample.npz"
 
@@ -27,25 +26,6 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "fashion-mnist-sample
 @pytest.fixture(scope="module")
 def data():
     return load_dataset(SAMPLE, limit=32)
-
-
-def rate_errors(net, x, k, steps_list):
-    """Mean |spikes per step - rate model clipped to [0, k]| over the spiking layers."""
-    acts = rate_model(net, x)
-    errors = {}
-    for steps in steps_list:
-        sim = Simulator(net, timesteps=steps)
-        err = []
-        for i in range(len(x)):
-            sim.reset(x[i], sample_index=i)
-            sim.run()
-            for layer in net.layers:
-                if layer.neuron is not None:
-                    rate = sim.spike_counts(layer.name) / steps
-                    want = np.clip(acts[layer.name][i].reshape(rate.shape), 0, k)
-                    err.append(np.abs(rate - want).mean() / k)
-        errors[steps] = float(np.mean(err))
-    return errors
 
 
 @pytest.mark.parametrize("fold", [True, False])
@@ -62,8 +42,8 @@ def test_rates_approach_k_times_the_activations(data, fold):
     acts1, acts3 = rate_model(one, x), rate_model(three, x)
     for layer in spiking:
         np.testing.assert_allclose(acts3[layer.name], 3 * acts1[layer.name], rtol=1e-4, atol=1e-5)
-    e3 = rate_errors(three, x, 3, (20, 100, 400))
-    e1 = rate_errors(one, x, 1, (20,))
+    e3 = rate_errors(three, x, (20, 100, 400), k=3)
+    e1 = rate_errors(one, x, (20,))
     assert e3[20] > e3[100] > e3[400]
     assert e3[400] < 0.01, e3
     assert e3[20] < e1[20], (e3, e1)
