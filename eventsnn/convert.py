@@ -26,7 +26,7 @@ the non-negative input dropped. A bias becomes a constant input current: its
 layer is updated every step (not event-driven), which costs neuron updates
 but no synaptic operations.
 
-``max_spikes = K > 1`` (sinabs' MultiSpike; Sorbaro et al. 2020) lets every
+``max_spikes = K > 1`` (the MultiSpike neuron of the sinabs library) lets every
 neuron fire up to K spikes per step and scales every rate by K, so that the
 clipping point stays at lambda while the quantisation step of one step shrinks
 K-fold: a layer fed by the network input gets its threshold divided by K (its
@@ -443,25 +443,27 @@ def _multi_spike(net: Network, k: int, report) -> None:
             name = net.layer(name).inputs[0]
         return name == "input"
 
+    def scaled(a):
+        return (np.asarray(a, np.float64) * k).astype(np.float32)
+
     for layer in net.layers:
         fed = from_input(layer) and layer.kind != "add"
         if layer.neuron is None:
-            if layer.kind in ("conv2d", "dense"):  # a current into an add: scale it like the add's input
-                factor = np.float64(k)
-                layer.weight = (layer.weight.astype(np.float64) * factor).astype(np.float32) if fed \
-                    else layer.weight
+            if layer.kind in ("conv2d", "dense"):  # a current into an add: scaled like the add's other inputs
+                if fed:
+                    layer.weight = scaled(layer.weight)
                 if layer.bias is not None:
-                    layer.bias = (layer.bias.astype(np.float64) * factor).astype(np.float32)
+                    layer.bias = scaled(layer.bias)
             continue
         if fed:
             layer.neuron.threshold = (np.asarray(layer.neuron.threshold, np.float64) / k).astype(np.float32)
             report.thresholds[layer.name] = np.asarray(layer.neuron.threshold).tolist()
         elif layer.bias is not None:
-            layer.bias = (layer.bias.astype(np.float64) * k).astype(np.float32)
+            layer.bias = scaled(layer.bias)
         if layer.kind == "add":
-            weights = np.ones(len(layer.inputs)) if layer.weight is None else layer.weight.astype(np.float64)
-            weights = np.where(np.array([n == "input" for n in layer.inputs]), weights * k, weights)
-            layer.weight = weights.astype(np.float32)
+            weights = np.ones(len(layer.inputs)) if layer.weight is None else layer.weight
+            layer.weight = np.array([scaled(w) if name == "input" else np.float32(w)
+                                     for name, w in zip(layer.inputs, weights)], np.float32)
         layer.neuron.max_spikes = k
 
 

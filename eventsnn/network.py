@@ -14,9 +14,8 @@ Neuron model (discrete time, one step)::
                                Han et al. 2020, RMP-SNN)
     V[t] <- 0                 (reset "zero", Diehl et al. 2015)
 
-With ``max_spikes = K > 1`` a neuron may fire up to K spikes in one step
-(sinabs' MultiSpike; Sorbaro et al. 2020, "Optimizing the energy consumption of
-spiking neural networks for neuromorphic applications", Front. Neurosci.)::
+With ``max_spikes = K > 1`` a neuron may fire up to K spikes in one step (the
+MultiSpike neuron of the sinabs library, with a cap)::
 
     n[t] = min(K, floor(V[t] / threshold))   if V[t] >= threshold, else 0
     V[t] <- V[t] - n[t] * threshold            (subtract; "zero" still sets 0)
