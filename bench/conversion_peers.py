@@ -26,7 +26,9 @@ What it does (see bench/conversion_README.md):
    over time) and, for sinabs, from the output spike counts; it also counts
    spikes and synaptic ops per sample (see ``ops`` below).
 
-Writes ``bench/results/conversion_peers.json`` (``--out``).
+Writes ``bench/results/conversion_peers.json`` (``--out``) and, beside it,
+``conversion_peers_predictions.npz`` (every sample's prediction at every T, per peer
+and readout, for paired comparisons).
 """
 
 from __future__ import annotations
@@ -312,7 +314,7 @@ def simulate(kind, snn, hidden, out_layer, out_spk, x, y, timesteps, checkpoints
                "analog_macs_per_sample": c * fan["conv1_macs"],  # conv1 on the image at every step
                }
         rows.append(row)
-    return rows, seconds
+    return rows, seconds, {"membrane": pred_mem, "spikes": pred_spk}
 
 
 def machine_info() -> dict:
@@ -383,6 +385,7 @@ def main(argv=None) -> int:
     fan = fanout_maps()
 
     results = []
+    predictions = {}
     for peer in [p for p in args.peers.split(",") if p]:
         lib, mode = peer.split(":")
         entry = {"peer": peer, "library": lib, "samples": int(len(x)), "timesteps": args.timesteps}
@@ -411,8 +414,11 @@ def main(argv=None) -> int:
             entry["convert_s"] = time.perf_counter() - t0
             print(f"\n{peer}: converted in {entry['convert_s']:.1f} s; simulating {len(x)} samples x "
                   f"T={args.timesteps}", flush=True)
-            rows, sim_s = simulate(lib, snn, hidden, out_layer, out_spk, x, y, args.timesteps, cps,
-                                   args.batch, fan)
+            rows, sim_s, preds = simulate(lib, snn, hidden, out_layer, out_spk, x, y, args.timesteps, cps,
+                                          args.batch, fan)
+            for readout, pred in preds.items():
+                if pred is not None:
+                    predictions[f"{peer}:{readout}"] = pred.astype(np.int8)
             entry.update({"sweep": rows, "simulate_s": sim_s, "seconds_per_sample": sim_s / len(x),
                           "batch": args.batch, "status": "ok"})
             print(f"  {'T':>5} {'acc mem %':>10} {'acc spk %':>10} {'spikes/sample':>14} "
@@ -455,6 +461,9 @@ def main(argv=None) -> int:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=float))
     tmp.replace(out)
+    # every sample's prediction at every checkpoint, for paired comparisons with eventsnn's
+    np.savez_compressed(out.with_name(out.stem + "_predictions.npz"), labels=y.numpy().astype(np.int8),
+                        checkpoints=np.array(cps), **predictions)
 
     print("\nSummary: accuracy % (membrane readout; syn ops/sample) per T")
     print(f"{'peer':<22}{'samples':>8}" + "".join(f"{'T=' + str(c):>20}" for c in cps) + f"{'ms/sample':>11}")
