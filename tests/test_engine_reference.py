@@ -92,12 +92,8 @@ def test_random_networks_are_active():
     assert active >= len(SEEDS)  # at least half of the 2 * len(SEEDS) runs
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_continuous_spike_times_match_heapq_reference(seed):
-    rng = np.random.default_rng(1000 + seed)
-    net = random_network(rng, "poisson", continuous=True, decoding="spikes")
-    duration = float(rng.integers(8, 30))
-    x = random_input(rng, net)
+def assert_continuous_matches_reference(net, x, duration, seed):
+    """Continuous time on a Poisson-process input: spike times and syn ops equal the heapq reference's."""
     times, idx = poisson_process_spikes(x.reshape(-1), duration, sample_rng(seed, 0), rate=0.7)
     sim = Simulator(net, timesteps=int(duration), mode="continuous", encoding="poisson", record_spikes=True)
     sim.reset(x, input_spikes=(times, idx))
@@ -111,6 +107,14 @@ def test_continuous_spike_times_match_heapq_reference(seed):
         assert (p1, i1) == (p2, i2)
         assert abs(t1 - t2) <= 1e-9
     np.testing.assert_array_equal(sim.totals()["syn_ops"], ref_syn)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_continuous_spike_times_match_heapq_reference(seed):
+    rng = np.random.default_rng(1000 + seed)
+    net = random_network(rng, "poisson", continuous=True, decoding="spikes")
+    duration = float(rng.integers(8, 30))
+    assert_continuous_matches_reference(net, random_input(rng, net), duration, seed)
 
 
 def _decimal(a):

@@ -7,14 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eventsnn.encoding import poisson_process_spikes, sample_rng
 from eventsnn.engine.simulator import Simulator
 from eventsnn.io.native import load_network, save_network
 from eventsnn.network import Layer, Network, NetworkError, Neuron
 
 from netgen import dyadic, random_input, random_network
-from reference import simulate_continuous, simulate_discrete
-from test_engine_reference import assert_matches_reference, engine_counts, input_raster
+from reference import simulate_discrete
+from test_engine_reference import (assert_continuous_matches_reference, assert_matches_reference,
+                                   engine_counts, input_raster)
 from test_wide_layers import wide_network
 
 
@@ -89,17 +89,7 @@ def test_continuous_multi_spike_matches_heapq_reference(seed):
     rng = np.random.default_rng(3000 + seed)
     net = multi_spiking(random_network(rng, "poisson", continuous=True, decoding="spikes"), rng, gain=3.0)
     duration = float(rng.integers(8, 25))
-    x = random_input(rng, net)
-    times, idx = poisson_process_spikes(x.reshape(-1), duration, sample_rng(seed, 0), rate=0.7)
-    sim = Simulator(net, timesteps=int(duration), mode="continuous", encoding="poisson", record_spikes=True)
-    sim.reset(x, input_spikes=(times, idx))
-    sim.run()
-    ref_spikes, ref_syn = simulate_continuous(net, times, idx, duration)
-    t, p, i = sim.recorded_spikes()
-    got = sorted(zip(np.round(t, 9).tolist(), p.tolist(), i.tolist()))
-    want = sorted((round(float(a), 9), int(b), int(c)) for a, b, c in ref_spikes)
-    assert got == want
-    np.testing.assert_array_equal(sim.totals()["syn_ops"], ref_syn)
+    assert_continuous_matches_reference(net, random_input(rng, net), duration, seed)
 
 
 def one_neuron(max_spikes, reset="subtract", bias=3.7):
