@@ -27,7 +27,11 @@ _EXPORTS = {
     "Network": "eventsnn.network",
     "Layer": "eventsnn.network",
     "Neuron": "eventsnn.network",
-    "NetworkError": "eventsnn.network",
+    "EventsnnError": "eventsnn.errors",
+    "NetworkError": "eventsnn.errors",
+    "DataError": "eventsnn.errors",
+    "SimulationError": "eventsnn.errors",
+    "ResultsError": "eventsnn.errors",
 }
 
 __all__ = sorted(_EXPORTS)

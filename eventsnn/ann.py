@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import EventsnnError
+
 OPS = ("conv2d", "dense", "relu", "avgpool2d", "maxpool2d", "flatten", "batchnorm", "dropout", "add",
        "softmax")
 
 
-class ConversionError(ValueError):
+class ConversionError(EventsnnError):
     """A model that cannot be imported or converted; the message names the node."""
 
 

@@ -11,7 +11,7 @@ Supported formats (detected from the path):
 * ``.npz`` archives with an array ``x`` of shape (N, H, W) or (N, H, W, C)
   and an optional integer array ``y`` of shape (N,).
 
-Every problem with the input is reported as a ``ValueError`` whose message
+Every problem with the input is reported as a :class:`~eventsnn.errors.DataError` (a ``ValueError``) whose message
 starts with the offending path.
 """
 
@@ -29,6 +29,8 @@ from math import prod
 from pathlib import Path
 
 import numpy as np
+
+from .errors import DataError
 
 __all__ = ["Dataset", "load_dataset"]
 
@@ -65,13 +67,13 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if not isinstance(self.x, np.ndarray) or self.x.ndim != 4 or self.x.dtype != np.float32:
-            raise ValueError("Dataset.x must be a float32 array of shape (N, H, W, C)")
+            raise DataError("Dataset.x must be a float32 array of shape (N, H, W, C)")
         if self.y is not None and (
             not isinstance(self.y, np.ndarray)
             or self.y.dtype != np.int64
             or self.y.shape != (self.x.shape[0],)
         ):
-            raise ValueError("Dataset.y must be None or an int64 array of shape (N,)")
+            raise DataError("Dataset.y must be None or an int64 array of shape (N,)")
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -121,8 +123,8 @@ def load_dataset(path: str | os.PathLike, limit: int | None = None) -> Dataset:
 # helpers
 
 
-def _error(path: Path, what: str) -> ValueError:
-    return ValueError(f"{path}: {what}")
+def _error(path: Path, what: str) -> DataError:
+    return DataError(f"{path}: {what}")
 
 
 def _check_limit(limit: object) -> int | None:
@@ -130,13 +132,13 @@ def _check_limit(limit: object) -> int | None:
         return None
     # bool is an int subclass, but limit=True is certainly a mistake.
     if isinstance(limit, bool):
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+        raise DataError(f"limit must be a positive integer or None, got {limit!r}")
     try:
         value = operator.index(limit)
     except TypeError:
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}") from None
+        raise DataError(f"limit must be a positive integer or None, got {limit!r}") from None
     if value <= 0:
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+        raise DataError(f"limit must be a positive integer or None, got {limit!r}")
     return value
 
 

@@ -26,6 +26,7 @@ from importlib import resources
 
 import numpy as np
 
+from .errors import EventsnnError
 from .results import RunResult
 
 try:
@@ -38,7 +39,7 @@ OPTIONAL = ("neuron_update_pj", "spike_pj")
 DEFAULT_PROFILE = "cmos45_fp32"
 
 
-class ProfileError(ValueError):
+class ProfileError(EventsnnError):
     """A hardware profile that cannot be used; the message names the file, profile and field."""
 
 

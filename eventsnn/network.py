@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import NetworkError  # re-exported here, its historical home
+
 LAYER_KINDS = ("conv2d", "dense", "avgpool2d", "maxpool2d", "flatten", "add")
 NEURON_KINDS = ("if", "lif")
 RESETS = ("subtract", "zero")
@@ -48,9 +50,6 @@ _MAX_NEURONS = 1 << 31
 # Spikes one neuron may fire in one step; past this a layer is better run graded.
 MAX_SPIKES_LIMIT = 1 << 10
 
-
-class NetworkError(ValueError):
-    """A network that cannot be built or run; the message names where and why."""
 
 
 @dataclass

@@ -26,7 +26,7 @@ import numpy as np
 from .engine.layout import C_DST, C_SRC
 from .engine.simulator import Simulator
 from .io.atomic import atomic_path
-from .network import NetworkError
+from .errors import ResultsError, SimulationError
 from .opcount import layer_macs, layer_synapses
 
 RESULTS_FORMAT = "eventsnn.results"
@@ -138,7 +138,7 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
         order = "layer" if mode == "discrete" else "time"
     x = np.asarray(x)
     if x.ndim < 2 or x.shape[0] == 0:
-        raise NetworkError("no samples to run")
+        raise SimulationError("no samples to run")
     sim = Simulator(network, timesteps=timesteps, mode=mode, encoding=encoding, seed=seed,
                     poisson_rate=poisson_rate, order=order)
     n, n_layers = x.shape[0], len(sim.layer_names)
@@ -147,7 +147,7 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     outputs, predictions, seconds = [], np.zeros(n, np.int64), np.zeros(n, np.float64)
     checkpoints = np.array(sorted(set(int(c) for c in (checkpoints or ()))), np.int64)
     if checkpoints.size and (checkpoints[0] < 1 or checkpoints[-1] > sim.timesteps):
-        raise NetworkError(f"checkpoints must lie in 1..{sim.timesteps}, got {checkpoints.tolist()}")
+        raise SimulationError(f"checkpoints must lie in 1..{sim.timesteps}, got {checkpoints.tolist()}")
     at_checkpoint = np.zeros((n, checkpoints.size), np.int64)
     # Compile (or load) the kernels before the clock starts: seconds[] is simulation time only.
     sim.reset(x[0])
@@ -198,32 +198,32 @@ def load_results(path) -> RunResult:
     import os
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise NetworkError(f"{path}: no such results file")
+        raise ResultsError(f"{path}: no such results file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise NetworkError(f"{path}: not a readable HDF5 file: {exc}") from None
+        raise ResultsError(f"{path}: not a readable HDF5 file: {exc}") from None
     with f:
         if f.attrs.get("format") != RESULTS_FORMAT:
-            raise NetworkError(f"{path}: not an eventsnn results file (format {f.attrs.get('format')!r})")
+            raise ResultsError(f"{path}: not an eventsnn results file (format {f.attrs.get('format')!r})")
         if int(f.attrs.get("version", -1)) != RESULTS_VERSION:
-            raise NetworkError(f"{path}: results version {f.attrs.get('version')} is not supported")
+            raise ResultsError(f"{path}: results version {f.attrs.get('version')} is not supported")
         data = {}
         for key, ndim in _ARRAYS.items():
             if key not in f or f[key].ndim != ndim:
-                raise NetworkError(f"{path}: field '{key}' is missing or has the wrong shape")
+                raise ResultsError(f"{path}: field '{key}' is missing or has the wrong shape")
             data[key] = f[key][()]
         try:
             layers = json.loads(f.attrs["layers"])
             settings = json.loads(f.attrs["settings"])
         except (KeyError, json.JSONDecodeError):
-            raise NetworkError(f"{path}: field 'layers' or 'settings' is missing or not JSON") from None
+            raise ResultsError(f"{path}: field 'layers' or 'settings' is missing or not JSON") from None
         labels = f["labels"][()] if "labels" in f else None
         checkpoints = f["checkpoints"][()] if "checkpoints" in f else np.zeros(0, np.int64)
         cp = f["checkpoint_predictions"][()] if "checkpoint_predictions" in f else np.zeros((0, 0), np.int64)
         timesteps = int(f.attrs.get("timesteps", 0))
     n_layers = len(layers)
     if data["neurons"].shape != (n_layers,) or data["syn_ops"].shape[1:] != (n_layers,) or timesteps < 1:
-        raise NetworkError(f"{path}: inconsistent layer counts")
+        raise ResultsError(f"{path}: inconsistent layer counts")
     return RunResult(layers=layers, timesteps=timesteps, labels=labels, settings=settings,
                      checkpoints=checkpoints, checkpoint_predictions=cp, **data)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from eventsnn.engine.simulator import Simulator
-from eventsnn.network import NetworkError
+from eventsnn.errors import SimulationError
 from eventsnn.results import run_dataset
 
 from netgen import random_input, random_network
@@ -83,11 +83,11 @@ def test_layer_order_is_layer_major_and_limits():
         seen.append((sim.layer_names.index(event.layer), event.time))
         sim.step()
     assert seen == sorted(seen)  # (layer, time) never goes back
-    with pytest.raises(NetworkError, match="order='time'"):
+    with pytest.raises(SimulationError, match="order='time'"):
         sim.break_at(3)
-    with pytest.raises(NetworkError, match="order='time'"):
+    with pytest.raises(SimulationError, match="order='time'"):
         sim.break_when(lambda s: True)
-    with pytest.raises(NetworkError, match="discrete"):
+    with pytest.raises(SimulationError, match="discrete"):
         Simulator(net, timesteps=10, mode="continuous", order="layer")
-    with pytest.raises(NetworkError, match="unknown event order"):
+    with pytest.raises(SimulationError, match="unknown event order"):
         Simulator(net, timesteps=10, order="rank")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eventsnn.engine.simulator import Simulator
-from eventsnn.network import NetworkError
+from eventsnn.errors import DataError, NetworkError, SimulationError
 
 from netgen import random_input, random_network
 
@@ -129,16 +129,16 @@ def test_queue_grows_under_load():
 
 def test_bad_arguments():
     net, x = _net_and_input(8)
-    with pytest.raises(NetworkError, match="timesteps"):
+    with pytest.raises(SimulationError, match="timesteps"):
         Simulator(net, timesteps=-1)
-    with pytest.raises(NetworkError, match="timesteps"):
+    with pytest.raises(SimulationError, match="timesteps"):
         Simulator(net, timesteps=0)
     sim = Simulator(net, timesteps=5)
-    with pytest.raises(NetworkError, match="reset"):
+    with pytest.raises(SimulationError, match="reset"):
         sim.run()
-    with pytest.raises(NetworkError, match="shape"):
+    with pytest.raises(DataError, match="shape"):
         sim.reset(np.zeros((3, 3, 7)))
-    with pytest.raises(NetworkError, match="NaN"):
+    with pytest.raises(DataError, match="NaN"):
         sim.reset(np.full(x.shape, np.nan))
     with pytest.raises(NetworkError, match="continuous"):
         Simulator(net, timesteps=5, mode="continuous", encoding="direct")

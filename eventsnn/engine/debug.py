@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..network import NetworkError
+from ..errors import SimulationError
 from .layout import P_INTEGRATE, P_KIND
 
 
@@ -70,14 +70,14 @@ class DebugMixin:
         shape = self.plan.pops[p].shape
         if isinstance(neuron, (tuple, list)):
             if len(neuron) != 3:
-                raise NetworkError(f"neuron {neuron!r}: give a flat index or (y, x, c)")
+                raise SimulationError(f"neuron {neuron!r}: give a flat index or (y, x, c)")
             try:
                 return int(np.ravel_multi_index(tuple(int(v) for v in neuron), shape))
             except ValueError:
-                raise NetworkError(f"neuron {neuron!r} is outside layer shape {shape}") from None
+                raise SimulationError(f"neuron {neuron!r} is outside layer shape {shape}") from None
         n = int(neuron)
         if not 0 <= n < int(np.prod(shape)):
-            raise NetworkError(f"neuron {n} is outside layer {self.layer_names[p]!r} ({int(np.prod(shape))} neurons)")
+            raise SimulationError(f"neuron {n} is outside layer {self.layer_names[p]!r} ({int(np.prod(shape))} neurons)")
         return n
 
     def break_on_spike(self, layer, neuron=None) -> None:
@@ -97,12 +97,12 @@ class DebugMixin:
         """Stop ``run()`` after the first time step at whose end ``predicate(sim)`` is true."""
         self._need_time_order("break_when")
         if not callable(predicate):
-            raise NetworkError("break_when needs a callable predicate(sim) -> bool")
+            raise SimulationError("break_when needs a callable predicate(sim) -> bool")
         self._predicates.append(predicate)
 
     def _need_time_order(self, what: str) -> None:
         if self.order != "time":
-            raise NetworkError(f"{what} needs the Simulator's default order='time' "
+            raise SimulationError(f"{what} needs the Simulator's default order='time' "
                                f"(with order={self.order!r} the layers are not in step)")
 
     def clear_breakpoints(self) -> None:
@@ -192,7 +192,7 @@ class DebugMixin:
         """Record the membrane potential of a neuron at each of its updates."""
         p = self._pop(layer)
         if self.plan.pop_i[p, P_KIND] != P_INTEGRATE:
-            raise NetworkError(f"layer {self.layer_names[p]!r} has no membrane potential to watch")
+            raise SimulationError(f"layer {self.layer_names[p]!r} has no membrane potential to watch")
         self._traced[self.plan.pop_slice(p).start + self.neuron_index(p, neuron)] = 1
         self._log[9][0] = 1
         if self._log[4].size == 0:
@@ -204,7 +204,7 @@ class DebugMixin:
         p = self._pop(layer)
         g = self.plan.pop_slice(p).start + self.neuron_index(p, neuron)
         if not self._traced[g]:
-            raise NetworkError(f"neuron {neuron} of {self.layer_names[p]!r} is not watched: call watch() first")
+            raise SimulationError(f"neuron {neuron} of {self.layer_names[p]!r} is not watched: call watch() first")
         n = int(self._log[8][0])
         sel = self._log[5][:n] == g
         return self._log[4][:n][sel].copy(), self._log[6][:n][sel].copy(), self._log[7][:n][sel].copy()
@@ -220,7 +220,7 @@ class DebugMixin:
         try:
             import nir
         except ModuleNotFoundError:
-            raise NetworkError("exporting NIR event data needs the nir package: pip install 'eventsnn[nir]'") from None
+            raise SimulationError("exporting NIR event data needs the nir package: pip install 'eventsnn[nir]'") from None
         nodes = {}
         for p, name in enumerate(self.layer_names):
             times, idx = self.recorded_spikes(p)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..network import Network, NetworkError
+from ..errors import DataError, NetworkError, SimulationError
+from ..network import Network
 from .geometry import channel_shift, connection_table, has_geometry
 from .layout import (aligned_zeros, C_CI, C_CSHIFT, C_GEO, C_CO, C_DST, C_HI, C_HO, C_KH, C_KIND, C_KW,
                      C_NFIELDS, C_PX, C_PY, C_SRC, C_SX, C_SY, C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_GATE, K_IDENT,
@@ -43,10 +44,10 @@ class Plan:
 
     def __init__(self, net: Network, timesteps: int, mode: str = "discrete", encoding: str | None = None):
         if mode not in MODES:
-            raise NetworkError(f"unknown time mode {mode!r} (known: {', '.join(MODES)})")
+            raise SimulationError(f"unknown time mode {mode!r} (known: {', '.join(MODES)})")
         encoding = encoding or net.encoding
         if encoding not in ("direct", "poisson"):
-            raise NetworkError(f"unknown encoding {encoding!r} (known: direct, poisson)")
+            raise SimulationError(f"unknown encoding {encoding!r} (known: direct, poisson)")
         shapes = net.shapes()
         self.net, self.mode, self.encoding = net, mode, encoding
         self.timesteps = int(timesteps)
@@ -237,7 +238,7 @@ def flat_input(plan: Plan, x) -> np.ndarray:
     if want[:2] == (1, 1):
         allowed.add((want[2],))
     if x.shape not in allowed:
-        raise NetworkError(f"input sample has shape {x.shape}, the network expects {want}")
+        raise DataError(f"input sample has shape {x.shape}, the network expects {want}")
     if not np.all(np.isfinite(x)):
-        raise NetworkError("input sample contains NaN or infinite values")
+        raise DataError("input sample contains NaN or infinite values")
     return np.ascontiguousarray(x.reshape(-1))

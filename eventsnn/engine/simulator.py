@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..encoding import bernoulli_spikes, poisson_process_spikes, sample_rng
-from ..network import Network, NetworkError
+from ..errors import DataError, NetworkError, SimulationError
+from ..network import Network
 from . import cpu
 from .layout import (aligned_zeros, P_BLOCK, C_DST, C_SRC, P_KIND, P_INTEGRATE, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
                      ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED, ST_UNTIL)
@@ -80,13 +81,13 @@ class Simulator(DebugMixin):
         if not isinstance(network, Network):
             raise NetworkError(f"expected a Network or a path, got {type(network).__name__}")
         if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) or timesteps < 1:
-            raise NetworkError(f"timesteps must be a positive integer, got {timesteps!r}")
+            raise SimulationError(f"timesteps must be a positive integer, got {timesteps!r}")
         if not (np.isfinite(poisson_rate) and poisson_rate > 0):
-            raise NetworkError(f"poisson_rate must be positive, got {poisson_rate!r}")
+            raise SimulationError(f"poisson_rate must be positive, got {poisson_rate!r}")
         if order not in ORDERS:
-            raise NetworkError(f"unknown event order {order!r} (known: {', '.join(ORDERS)})")
+            raise SimulationError(f"unknown event order {order!r} (known: {', '.join(ORDERS)})")
         if order == "layer" and mode != "discrete":
-            raise NetworkError("order 'layer' needs discrete time (synaptic delays can reorder layers)")
+            raise SimulationError("order 'layer' needs discrete time (synaptic delays can reorder layers)")
         self.network = network
         self.order = order
         self.plan = plan = Plan(network, int(timesteps), mode, encoding)
@@ -169,7 +170,7 @@ class Simulator(DebugMixin):
         self.queue.clear()
         if plan.encoding == "direct":
             if input_spikes is not None:
-                raise NetworkError("input_spikes needs poisson encoding")
+                raise SimulationError("input_spikes needs poisson encoding")
             self._in_time = np.zeros(0, np.float64)
             self._in_idx = np.zeros(0, np.int32)
             cpu.inject_analog(plan.net_arrays(), self._state(), xf, plan.analog_conns, self.analog_macs)
@@ -182,7 +183,7 @@ class Simulator(DebugMixin):
             self._in_time = np.ascontiguousarray(times[order], np.float64)
             self._in_idx = np.ascontiguousarray(idx[order], np.int32)
             if self._in_idx.size and (self._in_idx.min() < 0 or self._in_idx.max() >= xf.size):
-                raise NetworkError("input_spikes: neuron index out of range")
+                raise DataError("input_spikes: neuron index out of range")
         else:
             rng = sample_rng(self.seed, sample_index)
             if plan.continuous:
@@ -204,7 +205,7 @@ class Simulator(DebugMixin):
     # -- running -----------------------------------------------------------------
     def _advance(self, until: float, max_events: int) -> str:
         if not self._loaded:
-            raise NetworkError("no input loaded: call reset(x) first")
+            raise SimulationError("no input loaded: call reset(x) first")
         plan = self.plan
         until = min(float(until), float(self.timesteps))
         left = max_events
@@ -284,7 +285,7 @@ class Simulator(DebugMixin):
     def recorded_spikes(self, layer=None):
         """Recorded spikes as (times, layer ranks, neuron indices), or (times, neurons) of one layer."""
         if not self.record_spikes:
-            raise NetworkError("spikes were not recorded: create the Simulator with record_spikes=True")
+            raise SimulationError("spikes were not recorded: create the Simulator with record_spikes=True")
         n = int(self._log[3][0])
         t, p, i = (a[:n].copy() for a in self._log[:3])
         if layer is None:
