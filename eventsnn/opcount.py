@@ -18,7 +18,7 @@ import numpy as np
 
 from .engine.layout import (C_CI, C_CO, C_DST, C_HI, C_HO, C_KH, C_KIND, C_KW, C_PX, C_PY, C_SX,
                             C_SY, C_WI, C_WO, K_CONV, K_DENSE, K_GATE, K_IDENT, K_POOL)
-from .engine.plan import Plan
+from .engine.compile import Plan
 from .network import NetworkError
 
 

@@ -317,7 +317,7 @@ def test_folded_pools_are_priced_as_the_source_ann(data):
     spiking-pools conversion's pool plus the layer after it, while the folded
     layers' own synapse counts (for rate estimates) are s^2 = 4 times larger.
     """
-    from eventsnn.engine.plan import Plan
+    from eventsnn.engine.compile import Plan
     from eventsnn.opcount import layer_macs, layer_synapses
 
     ann = small_cnn()
@@ -339,7 +339,7 @@ def test_folded_pools_are_priced_as_the_source_ann(data):
 
 
 def test_bad_folded_pools_provenance_is_a_clear_error(data):
-    from eventsnn.engine.plan import Plan
+    from eventsnn.engine.compile import Plan
     from eventsnn.network import NetworkError
     from eventsnn.opcount import layer_macs
 

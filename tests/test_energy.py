@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from eventsnn.cli.main import main
 from eventsnn.energy import ProfileError, energy_report, get_profile, read_profiles
 from eventsnn.engine.cpu import fanout_of
-from eventsnn.engine.plan import Plan
+from eventsnn.engine.compile import Plan
 from eventsnn.network import Layer, Network, Neuron
 from eventsnn.opcount import layer_macs
 from eventsnn.results import load_results, run_dataset

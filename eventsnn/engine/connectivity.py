@@ -14,21 +14,24 @@ kh*kw weight rows of one source channel are then one contiguous block (18 KB
 for 3x3x512) instead of kh*kw rows C_in*C_out floats apart, which is what
 deep layers, whose weights do not fit in cache, are limited by.
 
-``deliver`` adds ``scale * w`` into ``buf`` for every target of source ``idx``
-and marks the touched *units* (positions for conv/dense targets with
-``block == C_out``, single neurons otherwise); it returns the number of
-synaptic operations. ``fanout`` returns that number alone (for counting
-analog inputs and for tests).
+``deliver`` (the CPU's delivery) adds ``scale * w`` into ``buf`` for every
+target of source ``idx`` and marks the touched *units* (positions for
+conv/dense targets with ``block == C_out``, single neurons otherwise); it
+returns the number of synaptic operations. The geometry decode and the
+weight layout come from :mod:`.physics`, which every backend shares.
+
+``fanout_targets`` and ``fanin_sources`` list one neuron's synapses (targets
+or sources, and the index of each synapse's weight in ``Params.weights``) for
+step-through debugging, plasticity and tests.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .geometry import GEO_FIELDS
 from .jit import inline_kernel
-from .layout import (C_CI, C_CO, C_CSHIFT, C_GEO, C_KH, C_KIND, C_KW, C_SX, C_SY, C_WO, C_WOFF,
-                     K_CONV, K_DENSE, K_IDENT, K_POOL)
+from .layout import C_CI, C_CO, C_HI, C_KIND, C_SX, C_SY, C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_IDENT, K_POOL
+from .physics import conv_weight_index, fanin_entry, fanout_count, fanout_entry
 
 
 @inline_kernel
@@ -42,29 +45,9 @@ def touch(tflag, tlist, tn, uoff, pop, unit):
 
 
 @inline_kernel
-def _split(idx, ci, shift):
-    """(position y*W + x, channel) of flat channel-last index ``idx``."""
-    if shift >= 0:
-        yx = idx >> shift
-    else:
-        yx = idx // ci
-    return yx, idx - yx * ci
-
-
-@inline_kernel
 def fanout(conn_i, geo, conn, idx):
     """Number of synapses from source ``idx`` through connection ``conn``."""
-    kind = conn_i[conn, C_KIND]
-    if kind == K_DENSE:
-        return conn_i[conn, C_CO]
-    if kind == K_IDENT:
-        return 1
-    yx, _ = _split(idx, conn_i[conn, C_CI], conn_i[conn, C_CSHIFT])
-    r = conn_i[conn, C_GEO] + yx * GEO_FIELDS
-    n = geo[r] * geo[r + 3]
-    if kind == K_CONV:
-        return n * conn_i[conn, C_CO]
-    return n
+    return fanout_count(conn_i, geo, conn, idx)
 
 
 @inline_kernel
@@ -104,10 +87,8 @@ def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn,
         touch(tflag, tlist, tn, uoff, pop, idx)
         return 1
     ci, wo, co = conn_i[conn, C_CI], conn_i[conn, C_WO], conn_i[conn, C_CO]
-    kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
-    yx, c = _split(idx, ci, conn_i[conn, C_CSHIFT])
-    r = conn_i[conn, C_GEO] + yx * GEO_FIELDS
-    ny, oy0, ky0, nx, ox0, kx0 = geo[r], geo[r + 1], geo[r + 2], geo[r + 3], geo[r + 4], geo[r + 5]
+    sy, sx = conn_i[conn, C_SY], conn_i[conn, C_SX]
+    ny, oy0, ky0, nx, ox0, kx0, c = fanout_entry(conn_i, geo, conn, idx)
     if ny == 0 or nx == 0:
         return 0
     if kind == K_CONV:
@@ -117,7 +98,7 @@ def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn,
             for b in range(nx):
                 ox = ox0 - b
                 kx = kx0 + b * sx
-                wbase = woff + ((c * kh + ky) * kw + kx) * co
+                wbase = conv_weight_index(conn_i, conn, c, ky, kx)
                 pos = oy * wo + ox
                 _axpy(buf, doff + pos * co, weights, wbase, co, scale)
                 if block > 1:
@@ -141,38 +122,81 @@ def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn,
 
 
 @inline_kernel
-def fanout_targets(conn_i, geo, conn, weights, idx, out_idx, out_w):
-    """Write the targets of source ``idx`` (flat, in the target layer) and their
-    weights into ``out_idx``/``out_w``; return how many (for step-through debugging)."""
+def fanout_targets(conn_i, geo, conn, idx, out_idx, out_w):
+    """Write the targets of source ``idx`` (flat, in the target layer) and the
+    index of each synapse's weight in ``Params.weights`` (-1: a max-pool gate,
+    which has none) into ``out_idx``/``out_w``; return how many."""
     kind = conn_i[conn, C_KIND]
     woff = conn_i[conn, C_WOFF]
     co = conn_i[conn, C_CO]
     if kind == K_DENSE:
         for j in range(co):
             out_idx[j] = j
-            out_w[j] = weights[woff + idx * co + j]
+            out_w[j] = woff + idx * co + j
         return co
     if kind == K_IDENT:
         out_idx[0] = idx
-        out_w[0] = weights[woff]
+        out_w[0] = woff
         return 1
     ci, wo = conn_i[conn, C_CI], conn_i[conn, C_WO]
-    kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
-    yx, c = _split(idx, ci, conn_i[conn, C_CSHIFT])
-    r = conn_i[conn, C_GEO] + yx * GEO_FIELDS
-    ny, oy0, ky0, nx, ox0, kx0 = geo[r], geo[r + 1], geo[r + 2], geo[r + 3], geo[r + 4], geo[r + 5]
+    sy, sx = conn_i[conn, C_SY], conn_i[conn, C_SX]
+    ny, oy0, ky0, nx, ox0, kx0, c = fanout_entry(conn_i, geo, conn, idx)
     n = 0
     for a in range(ny):
         for b in range(nx):
             pos = (oy0 - a) * wo + (ox0 - b)
             if kind == K_CONV:
-                wbase = woff + ((c * kh + ky0 + a * sy) * kw + kx0 + b * sx) * co
+                wbase = conv_weight_index(conn_i, conn, c, ky0 + a * sy, kx0 + b * sx)
                 for j in range(co):
                     out_idx[n] = pos * co + j
-                    out_w[n] = weights[wbase + j]
+                    out_w[n] = wbase + j
                     n += 1
             else:
                 out_idx[n] = pos * ci + c
-                out_w[n] = weights[woff] if kind == K_POOL else 0.0
+                out_w[n] = woff if kind == K_POOL else -1
+                n += 1
+    return n
+
+
+@inline_kernel
+def fanin_sources(conn_i, fgeo, conn, idx, out_idx, out_w):
+    """Write the sources of target ``idx`` (flat, in the target layer) through
+    connection ``conn`` (flat, in the source layer), and the index of each
+    synapse's weight in ``Params.weights`` (-1 for a max-pool gate), into
+    ``out_idx``/``out_w``; return how many. The inverse of ``fanout_targets``:
+    a postsynaptic spike (STDP) or an input gradient (BPTT) reads these."""
+    kind = conn_i[conn, C_KIND]
+    woff = conn_i[conn, C_WOFF]
+    co = conn_i[conn, C_CO]
+    if kind == K_DENSE:
+        n_in = conn_i[conn, C_HI] * conn_i[conn, C_WI] * conn_i[conn, C_CI]
+        for i in range(n_in):
+            out_idx[i] = i
+            out_w[i] = woff + i * co + idx
+        return n_in
+    if kind == K_IDENT:
+        out_idx[0] = idx
+        out_w[0] = woff
+        return 1
+    ci, wi = conn_i[conn, C_CI], conn_i[conn, C_WI]
+    if kind == K_CONV:
+        pos = idx // co
+        cout = idx - pos * co
+    else:
+        pos = idx // ci
+        cout = idx - pos * ci
+    ny, y0, ky0, nx, x0, kx0 = fanin_entry(conn_i, fgeo, conn, pos)
+    n = 0
+    for a in range(ny):
+        for b in range(nx):
+            src_pos = (y0 + a) * wi + (x0 + b)
+            if kind == K_CONV:
+                for c in range(ci):
+                    out_idx[n] = src_pos * ci + c
+                    out_w[n] = conv_weight_index(conn_i, conn, c, ky0 + a, kx0 + b) + cout
+                    n += 1
+            else:
+                out_idx[n] = src_pos * ci + cout
+                out_w[n] = woff if kind == K_POOL else -1
                 n += 1
     return n

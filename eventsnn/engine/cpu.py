@@ -1,4 +1,4 @@
-"""The CPU event loop: pop events, deliver them, update touched neurons, emit spikes.
+"""The CPU backend's event loop: pop events, deliver them, update touched neurons, emit spikes.
 
 One kernel, :func:`advance`, serves ``run()``, ``run(until=t)`` and ``step()``:
 it processes events in (time, rank, seq) order until the queue is empty, the
@@ -9,7 +9,7 @@ exactly where it stopped.
 Semantics of one (time, layer) key: every event of the key adds its weighted
 fan-out into the layer's input buffer ``inp``; when the key's last event is
 delivered the layer is *flushed*: each touched unit decays lazily from its last
-update, integrates, and is checked against threshold::
+update, integrates, and is checked against threshold (:mod:`.physics`)::
 
     V <- V * leak**(t - t_last) + I_events + I_const
     if V >= theta: spike, then V <- V - theta (subtract) or 0 (zero)
@@ -17,11 +17,16 @@ update, integrates, and is checked against threshold::
 (with ``max_spikes = K > 1``: n = min(K, floor(V / theta)) spikes, one event
 each, and V <- V - n theta; see :mod:`eventsnn.network`)
 
-This is exactly the clock-driven update ``V[t] = leak V[t-1] + I[t]`` applied
-only where something happened. A neuron left at ``V >= theta`` after a
-subtractive reset, and a layer with a constant current (bias, analog input),
-is rechecked at ``t + 1`` by a sentinel event: a clock-driven simulator would
-update it then too.
+This is exactly the clock-driven update ``V[t] = leak V[t-1] + I[t]`` of
+:mod:`eventsnn.reference` applied only where something happened. A neuron left
+at ``V >= theta`` after a subtractive reset, and a layer with a constant
+current (bias, analog input), is rechecked at ``t + 1`` by a sentinel event: a
+clock-driven simulator would update it then too.
+
+What is CPU-specific here (and not in :mod:`.physics`): the touched lists,
+the vectorised block update over one position's channels, and the byte-mask
+scan of the spike pass. ``plug`` (:mod:`.plugs`) is the optional per-event
+and per-spike hook; ``None`` compiles it away.
 """
 
 from __future__ import annotations
@@ -30,14 +35,16 @@ import math
 
 import numpy as np
 
-from .connectivity import deliver, fanout, fanout_targets, touch
+from .connectivity import deliver, fanin_sources, fanout, fanout_targets, touch
 from .jit import inline_kernel, kernel
-from .neurons import integrate_block, largest_drive, mark_crossed
-from .layout import (C_DST, C_KIND, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST, P_GATE, P_GOFF,
-                     P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_MAX_SPIKES, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
-                     P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
-                     Q_IN_CURSOR, Q_LAYER_MAJOR, RESET_SUBTRACT, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED,
-                     ST_UNTIL, ST_BREAK, C_CI, C_KH, C_KW, C_SX, C_SY, C_WI)
+from .layout import (C_CI, C_DST, C_KH, C_KIND, C_KW, C_SX, C_SY, C_WI, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST,
+                     P_GATE, P_GOFF, P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_MAX_SPIKES, P_NUNITS, P_OC_N,
+                     P_OC_START, P_OFF, P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
+                     Q_IN_CURSOR, RESET_SUBTRACT, ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED,
+                     ST_UNTIL)
+from .model import BRK_HIT, BRK_NONE, BRK_REPORTED
+from .physics import after_reset, crossed, leak_factor, membrane, spikes_emitted
+from .plugs import on_deliver, on_spike
 from .queue import push_event, release_bucket, take_bucket
 
 
@@ -52,101 +59,151 @@ def _bin(t, nbins):
 
 
 @inline_kernel
-def _record_spike(pop_i, st, cnt, lg, log_on, p, k, t, tbin):
-    """Neuron ``k`` of population ``p`` spikes at ``t``: count it, log it, check breakpoints."""
-    spike_count, brk_pop, brk_neuron, brk_hit = st[9], st[14], st[15], st[16]
-    n = pop_i[p, P_OFF] + k
-    spike_count[n] += 1
-    if (brk_pop[p] != 0 or brk_neuron[n] != 0) and brk_hit[0] == 0.0:
-        brk_hit[0] = 1.0
-        brk_hit[1] = t
-        brk_hit[2] = p
-        brk_hit[3] = k
-    cnt[1][p, tbin] += 1
-    if log_on:
-        log_n = lg[3]
-        i = log_n[0]
-        lg[0][i] = t
-        lg[1][i] = p
-        lg[2][i] = k
-        log_n[0] = i + 1
+def _record_spike(topo, params, state, cnt, rec, probes, sw, plug, p, k, t, tbin):
+    """Neuron ``k`` of population ``p`` spikes at ``t``: count it, log it, check
+    breakpoints, call the plug."""
+    n = topo.pop_i[p, P_OFF] + k
+    state.spike_count[n] += 1
+    if (probes.on_pop[p] != 0 or probes.on_neuron[n] != 0) and probes.hit[0] == BRK_NONE:
+        probes.hit[0] = BRK_HIT
+        probes.hit[1] = p
+        probes.hit[2] = k
+        probes.hit_time[0] = t
+    cnt.spikes[p, tbin] += 1
+    if sw.record_spikes:
+        i = rec.spike_n[0]
+        rec.spike_t[i] = t
+        rec.spike_pop[i] = p
+        rec.spike_neuron[i] = k
+        rec.spike_n[0] = i + 1
+    if plug is not None:
+        on_spike(plug, topo, params, p, k, t)
 
 
 @inline_kernel
-def _emit(net, st, q, cnt, lg, log_on, p, k, t, tbin):
+def _emit(topo, params, state, q, cnt, rec, probes, sw, plug, p, k, t, tbin):
     """Neuron ``k`` of population ``p`` spikes at ``t``: record it and queue one event per
     outgoing connection (``idx = k``)."""
-    conn_i, conn_delay, pop_i, out_conn = net[0], net[1], net[3], net[5]
-    _record_spike(pop_i, st, cnt, lg, log_on, p, k, t, tbin)
+    conn_i, pop_i, out_conn = topo.conn_i, topo.pop_i, topo.out_conn
+    _record_spike(topo, params, state, cnt, rec, probes, sw, plug, p, k, t, tbin)
     start = pop_i[p, P_OC_START]
     for j in range(pop_i[p, P_OC_N]):
         c = out_conn[start + j]
-        push_event(q, t + conn_delay[c], conn_i[c, C_DST], c, k)
+        push_event(q, t + topo.conn_delay[c], conn_i[c, C_DST], c, k)
 
 
 @inline_kernel
-def _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract, max_spikes):
-    """Neuron ``n`` (flat; ``v[n] >= threshold``) spikes: reset it (subtract the
-    threshold, or to zero), emit the spike; return whether it is still at threshold.
-    With ``max_spikes > 1`` it fires min(max_spikes, floor(v / threshold)) spikes,
-    one event each, and a subtractive reset removes that many thresholds."""
-    v, thr = st[0], net[6]
-    spikes = 1
-    if max_spikes > 1:
-        # v >= thr > 0, so the float32 quotient is >= 1: at least one spike. Capped
-        # before the integer conversion, which a huge quotient would overflow.
-        quotient = v[n] / thr[n]
-        spikes = max_spikes if quotient >= max_spikes else int(math.floor(quotient))
-    if subtract:
-        vv = v[n] - np.float32(spikes) * thr[n] if max_spikes > 1 else v[n] - thr[n]
-    else:
-        vv = np.float32(0.0)
+def _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n, off, t, tbin, subtract, max_spikes):
+    """Neuron ``n`` (flat; ``v[n] >= threshold``) spikes: reset it, emit its spike(s);
+    return whether it is still at threshold (a subtractive reset can leave it there)."""
+    v, thr = state.v, params.thr
+    spikes = spikes_emitted(v[n], thr[n], max_spikes)
+    vv = after_reset(v[n], thr[n], spikes, subtract, max_spikes)
     v[n] = vv
     for _ in range(spikes):
-        _emit(net, st, q, cnt, lg, log_on, p, n - off, t, tbin)
-    return subtract and vv >= thr[n]
+        _emit(topo, params, state, q, cnt, rec, probes, sw, plug, p, n - off, t, tbin)
+    return subtract and crossed(vv, thr[n])
 
 
 @kernel
-def _flush_input(net, st, q, cnt, lg, log_on, t, tbin):
+def _flush_input(topo, params, state, q, cnt, rec, probes, sw, plug, t, tbin):
     """The input spikes at ``t``: record each, and queue them as one *run* event per
     outgoing connection (``idx = -(k + 2)``: input spikes k, k+1, ... while their time
     is ``t``), which the event loop delivers spike by spike. Same order, same
     per-spike events for step(), without a queue slot and a push per input spike."""
-    conn_i, conn_delay, pop_i, out_conn = net[0], net[1], net[3], net[5]
-    in_time, in_idx = st[10], st[11]
-    qs = q[0]
+    conn_i, pop_i, out_conn = topo.conn_i, topo.pop_i, topo.out_conn
+    in_time, in_idx = state.in_time, state.in_idx
+    qs = q.qs
     k0 = qs[Q_IN_CURSOR]
     k = k0
     n = in_time.shape[0]
     while k < n and in_time[k] == t:
-        _record_spike(pop_i, st, cnt, lg, log_on, 0, in_idx[k], t, tbin)
+        _record_spike(topo, params, state, cnt, rec, probes, sw, plug, 0, in_idx[k], t, tbin)
         k += 1
     if k > k0:
         start = pop_i[0, P_OC_START]
         for j in range(pop_i[0, P_OC_N]):
             c = out_conn[start + j]
-            push_event(q, t + conn_delay[c], conn_i[c, C_DST], c, -(k0 + 2))
+            push_event(q, t + topo.conn_delay[c], conn_i[c, C_DST], c, -(k0 + 2))
     qs[Q_IN_CURSOR] = k
     if k < n:
         push_event(q, in_time[k], 0, NO_CONN, -1)
 
 
+@inline_kernel
+def _integrate_block(v, inp, const, thr, f, leaky, has_const):
+    """Update one unit's neurons (equal-length views) with :func:`.physics.membrane`,
+    clear the event input, and return how many reached threshold. The four loops
+    pass literal flags, so each compiles to straight SIMD code."""
+    zero = np.float32(0.0)
+    n = v.shape[0]
+    count = 0
+    if leaky and has_const:
+        for j in range(n):
+            vv = membrane(v[j], f, inp[j], const[j], True, True)
+            inp[j] = zero
+            v[j] = vv
+            count += crossed(vv, thr[j])
+    elif leaky:
+        for j in range(n):
+            vv = membrane(v[j], f, inp[j], zero, True, False)
+            inp[j] = zero
+            v[j] = vv
+            count += crossed(vv, thr[j])
+    elif has_const:
+        for j in range(n):
+            vv = membrane(v[j], f, inp[j], const[j], False, True)
+            inp[j] = zero
+            v[j] = vv
+            count += crossed(vv, thr[j])
+    else:
+        for j in range(n):
+            vv = membrane(v[j], f, inp[j], zero, False, False)
+            inp[j] = zero
+            v[j] = vv
+            count += crossed(vv, thr[j])
+    return count
+
+
+@inline_kernel
+def _mark_crossed(v, thr, mask):
+    """mask[j] = v[j] >= thr[j] (vectorised); the spike pass then skips zero 8-byte words."""
+    for j in range(v.shape[0]):
+        mask[j] = crossed(v[j], thr[j])
+
+
+@inline_kernel
+def _largest_drive(inp, const, has_const, top):
+    """max(top, max(inp + const)): the largest input a neuron of the block receives
+    (spike-norm's threshold balancing reads it)."""
+    n = inp.shape[0]
+    if has_const:
+        for j in range(n):
+            d = inp[j] + const[j]
+            if d > top:
+                top = d
+    else:
+        for j in range(n):
+            if inp[j] > top:
+                top = inp[j]
+    return top
+
+
 @kernel
-def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous):
-    pop_i, pop_tau, thr, decay = net[3], net[4], net[6], net[7]
-    traced, tr_t, tr_n, tr_pre, tr_post, tr_count = st[17], lg[4], lg[5], lg[6], lg[7], lg[8]
-    v, inp, const, last_t, tflag, tlist, tn = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
-    max_input, crossed_buf = st[13], st[18]
-    top = max_input[p]
-    track = lg[10][0] != 0  # spike-norm asks for the largest drive
+def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin, t_end):
+    pop_i, thr = topo.pop_i, params.thr
+    v, inp, const, last_t = state.v, state.inp, state.const, state.last_t
+    tflag, tlist, tn = state.tflag, state.tlist, state.tn
+    top = state.max_input[p]
     off, uoff, block = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK]
     subtract = pop_i[p, P_RESET] == RESET_SUBTRACT
     max_spikes = pop_i[p, P_MAX_SPIKES]
     spiking = pop_i[p, P_SPIKING] != 0
     leaky = pop_i[p, P_LEAKY] != 0
     has_const = pop_i[p, P_CONST] != 0
-    tracing = lg[9][0] != 0
+    tracing = sw.trace
+    decay_row = params.decay[p]
+    tau = topo.pop_tau[p]
     m = tn[p]
     keep = 0
     for i in range(m):
@@ -155,22 +212,19 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
         n1 = n0 + block
         f = np.float32(1.0)
         if leaky:
-            if continuous:
-                f = np.float32(math.exp(-(t - last_t[n0]) / pop_tau[p]))
-            else:
-                f = decay[p, int(t - last_t[n0])]
+            f = leak_factor(decay_row, tau, t, last_t[n0], sw.continuous)
             last_t[n0:n1] = t  # only leaky neurons need their last update time
-        if track:
-            top = largest_drive(inp[n0:n1], const[n0:n1], has_const, top)
-        crossed = integrate_block(v[n0:n1], inp[n0:n1], const[n0:n1], thr[n0:n1], f, leaky, has_const)
+        if sw.track_max_input:
+            top = _largest_drive(inp[n0:n1], const[n0:n1], has_const, top)
+        count = _integrate_block(v[n0:n1], inp[n0:n1], const[n0:n1], thr[n0:n1], f, leaky, has_const)
         recheck = False
-        if spiking and crossed > 0 and not tracing and block >= 16:
+        if spiking and count > 0 and not tracing and block >= 16:
             # The spike pass over a wide unit: mark the crossings (vectorised), then
             # visit them in neuron order, 8 flags per 64-bit word.
-            mask = crossed_buf[:block]
-            mark_crossed(v[n0:n1], thr[n0:n1], mask)
-            words = crossed_buf[:(block >> 3) << 3].view(np.uint64)
-            left = crossed
+            mask = state.crossed[:block]
+            _mark_crossed(v[n0:n1], thr[n0:n1], mask)
+            words = state.crossed[:(block >> 3) << 3].view(np.uint64)
+            left = count
             j = 0
             while left > 0 and j < block:
                 if (j & 7) == 0 and (j >> 3) < words.shape[0] and words[j >> 3] == 0:
@@ -178,34 +232,35 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
                     continue
                 if mask[j] != 0:
                     left -= 1
-                    n = n0 + j
-                    if _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract, max_spikes):
+                    if _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n0 + j, off, t, tbin,
+                             subtract, max_spikes):
                         recheck = True
                 j += 1
-        elif (spiking and crossed > 0) or tracing:
+        elif (spiking and count > 0) or tracing:
             # The spike pass, in neuron order; v already holds the integrated potential.
             for n in range(n0, n1):
                 vv = v[n]
                 pre = vv
-                if spiking and vv >= thr[n]:
-                    if _fire(net, st, q, cnt, lg, log_on, p, n, off, t, tbin, subtract, max_spikes):
+                if spiking and crossed(vv, thr[n]):
+                    if _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n, off, t, tbin,
+                             subtract, max_spikes):
                         recheck = True
                     vv = v[n]
-                if tracing and traced[n] != 0:
-                    i_tr = tr_count[0]
-                    tr_t[i_tr] = t
-                    tr_n[i_tr] = n
-                    tr_pre[i_tr] = pre
-                    tr_post[i_tr] = vv
-                    tr_count[0] = i_tr + 1
+                if tracing and rec.traced[n] != 0:
+                    i_tr = rec.trace_n[0]
+                    rec.trace_t[i_tr] = t
+                    rec.trace_neuron[i_tr] = n
+                    rec.trace_pre[i_tr] = pre
+                    rec.trace_post[i_tr] = vv
+                    rec.trace_n[0] = i_tr + 1
         if recheck:
             tlist[uoff + keep] = u
             keep += 1
         else:
             tflag[uoff + u] = 0
-    cnt[2][p, tbin] += m * block
+    cnt.updates[p, tbin] += m * block
     tn[p] = keep
-    max_input[p] = top
+    state.max_input[p] = top
     if has_const:
         for u in range(pop_i[p, P_NUNITS]):
             touch(tflag, tlist, tn, uoff, p, u)
@@ -214,10 +269,10 @@ def _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
 
 
 @kernel
-def _flush_gate(net, st, q, cnt, lg, log_on, p, t, tbin):
+def _flush_gate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin):
     """Max-pool gate: pass a spike if an input spiking now has the window's top count."""
-    conn_i, pop_i = net[0], net[3]
-    tflag, tlist, tn, gate_cnt, gate_last = st[4], st[5], st[6], st[7], st[8]
+    conn_i, pop_i = topo.conn_i, topo.pop_i
+    tflag, tlist, tn, gate_cnt, gate_last = state.tflag, state.tlist, state.tn, state.gate_cnt, state.gate_last
     g = conn_i[pop_i[p, P_IN_CONN]]
     uoff, goff = pop_i[p, P_UOFF], pop_i[p, P_GOFF]
     ch, wo = pop_i[p, P_C], pop_i[p, P_W]
@@ -242,59 +297,61 @@ def _flush_gate(net, st, q, cnt, lg, log_on, p, t, tbin):
                 elif count == best and gate_last[s] == t:
                     fired = True
         if fired:
-            _emit(net, st, q, cnt, lg, log_on, p, u, t, tbin)
-    cnt[2][p, tbin] += tn[p]
+            _emit(topo, params, state, q, cnt, rec, probes, sw, plug, p, u, t, tbin)
+    cnt.updates[p, tbin] += tn[p]
     tn[p] = 0
 
 
 @kernel
-def _room(net, st, q, lg, log_on, p, t, continuous):
+def _room(topo, state, q, rec, sw, p, t):
     """ST_GROW_* if the flush of ``p`` at ``t`` might not fit, else -1."""
-    pop_i = net[3]
-    qs = q[0]
+    pop_i = topo.pop_i
+    qs = q.qs
     n_oc = pop_i[p, P_OC_N]
     if pop_i[p, P_KIND] == P_INPUT:
-        in_time = st[10]
+        in_time = state.in_time
         k = qs[Q_IN_CURSOR]
         m = 0
         while k + m < in_time.shape[0] and in_time[k + m] == t:
             m += 1
         events = n_oc + 2  # one run event per connection
     else:
-        m = st[6][p]
+        m = state.tn[p]
         if pop_i[p, P_KIND] != P_GATE:
             m *= pop_i[p, P_BLOCK] * pop_i[p, P_MAX_SPIKES]
         events = m * n_oc + 2
-    buckets = events if continuous else n_oc + 2
+    buckets = events if sw.continuous else n_oc + 2
     if qs[Q_EV_FREE] < events or qs[Q_B_FREE] < buckets:
         return ST_GROW_QUEUE
-    if log_on and lg[3][0] + m > lg[0].shape[0]:
+    if sw.record_spikes and rec.spike_n[0] + m > rec.spike_t.shape[0]:
         return ST_GROW_LOG
-    if lg[9][0] != 0 and lg[8][0] + m > lg[4].shape[0]:
+    if sw.trace and rec.trace_n[0] + m > rec.trace_t.shape[0]:
         return ST_GROW_LOG
     return -1
 
 
 @inline_kernel
-def _deliver_event(conn_i, geo, c, weights, idx, inp, doff, tflag, tlist, tn, uoff, p, block, gate_cnt,
-                   gate_last, goff, t):
+def _deliver_event(topo, params, state, plug, c, idx, doff, uoff, p, block, goff, t):
     """One spike event of source ``idx`` through connection ``c``; returns its syn ops."""
+    conn_i = topo.conn_i
+    if plug is not None:
+        on_deliver(plug, topo, params, c, idx, t)
     if conn_i[c, C_KIND] == K_GATE:
-        gate_cnt[goff + idx] += 1
-        gate_last[goff + idx] = t
-    return deliver(conn_i, geo, c, weights, idx, np.float32(1.0), inp, doff, tflag, tlist, tn, uoff, p, block)
+        state.gate_cnt[goff + idx] += 1
+        state.gate_last[goff + idx] = t
+    return deliver(conn_i, topo.conn_geo, c, params.weights, idx, np.float32(1.0), state.inp, doff, state.tflag,
+                   state.tlist, state.tn, uoff, p, block)
 
 
 @kernel
-def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
+def advance(topo, params, state, q, cnt, rec, probes, sw, t_end, until, max_events, plug):
     """Process events; return (status, events processed). See the module doc."""
-    conn_i, weights, pop_i, geo = net[0], net[2], net[3], net[8]
-    inp, tflag, tlist, tn, gate_cnt, gate_last = st[1], st[4], st[5], st[6], st[7], st[8]
-    in_time, in_idx = st[10], st[11]
+    pop_i = topo.pop_i
+    in_time, in_idx = state.in_time, state.in_idx
     n_in = in_time.shape[0]
-    qs, ev_conn, ev_idx, ev_next, ev_free = q[0], q[1], q[2], q[3], q[4]
-    b_time, b_rank, b_head, heap = q[5], q[6], q[8], q[11]
-    syn = cnt[0]
+    qs, ev_conn, ev_idx, ev_next, ev_free = q.qs, q.ev_conn, q.ev_idx, q.ev_next, q.ev_free
+    b_time, b_rank, b_head, heap = q.b_time, q.b_rank, q.b_head, q.heap
+    syn = cnt.syn_ops
     nbins = syn.shape[1]
     last_rank = pop_i.shape[0] - 1
     done = 0
@@ -305,12 +362,12 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
                 return ST_EMPTY, done
             # Layer-major order: every layer but the last runs to the end first,
             # so only the last layer's events are held back by ``until``.
-            if b_time[heap[0]] >= until and (qs[Q_LAYER_MAJOR] == 0 or b_rank[heap[0]] == last_rank):
+            if b_time[heap[0]] >= until and (not q.layer_major or b_rank[heap[0]] == last_rank):
                 return ST_UNTIL, done
             b = take_bucket(q)
         t = b_time[b]
-        if t > st[12][0]:  # layer order revisits earlier times; "now" is the latest
-            st[12][0] = t
+        if t > state.clock[0]:  # layer order revisits earlier times; "now" is the latest
+            state.clock[0] = t
         p = b_rank[b]
         tbin = _bin(t, nbins)
         doff, uoff, block, goff = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK], pop_i[p, P_GOFF]
@@ -326,14 +383,13 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
             else:
                 idx = ev_idx[e]
                 if idx >= 0:
-                    ops += _deliver_event(conn_i, geo, c, weights, idx, inp, doff, tflag, tlist, tn, uoff, p,
-                                          block, gate_cnt, gate_last, goff, t)
+                    ops += _deliver_event(topo, params, state, plug, c, idx, doff, uoff, p, block, goff, t)
                     done += 1
                 else:  # a run of input spikes (see _flush_input), one event per spike
                     k = -idx - 2
                     while True:
-                        ops += _deliver_event(conn_i, geo, c, weights, in_idx[k], inp, doff, tflag, tlist, tn,
-                                              uoff, p, block, gate_cnt, gate_last, goff, t)
+                        ops += _deliver_event(topo, params, state, plug, c, in_idx[k], doff, uoff, p, block,
+                                              goff, t)
                         done += 1
                         k += 1
                         if k >= n_in or in_time[k] != in_time[k - 1] or done >= max_events:
@@ -358,50 +414,50 @@ def advance(net, st, q, cnt, lg, log_on, t_end, until, max_events, continuous):
                 qs[Q_CUR] = -1
                 take_bucket(q)
                 continue
-        status = _room(net, st, q, lg, log_on, p, t, continuous)
+        status = _room(topo, state, q, rec, sw, p, t)
         if status >= 0:
             return status, done
         kind = pop_i[p, P_KIND]
         if kind == P_INPUT:
-            _flush_input(net, st, q, cnt, lg, log_on, t, tbin)
+            _flush_input(topo, params, state, q, cnt, rec, probes, sw, plug, t, tbin)
         elif kind == P_GATE:
-            _flush_gate(net, st, q, cnt, lg, log_on, p, t, tbin)
+            _flush_gate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin)
         else:
-            _flush_integrate(net, st, q, cnt, lg, log_on, p, t, tbin, t_end, continuous)
+            _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin, t_end)
         release_bucket(q, b)
         qs[Q_CUR] = -1
-        if st[16][0] == 1.0:
-            st[16][0] = 2.0  # reported; the caller clears it to resume
+        if probes.hit[0] == BRK_HIT:
+            probes.hit[0] = BRK_REPORTED  # the caller clears it to resume
             return ST_BREAK, done
         if done >= max_events:
             return ST_PAUSED, done
 
 
 @kernel
-def inject_analog(net, st, x, conns, macs):
+def inject_analog(topo, params, state, x, conns, macs):
     """Direct input: add W*x of every input connection into the constant current.
 
     The analog first layer is computed once per sample (its current is the
     same at every step); ``macs[dst]`` receives its exact multiply-accumulates.
     """
-    conn_i, weights, pop_i, geo = net[0], net[2], net[3], net[8]
-    const, tflag, tlist, tn = st[2], st[4], st[5], st[6]
+    conn_i, pop_i = topo.conn_i, topo.pop_i
     for j in range(conns.shape[0]):
         c = conns[j]
         dst = conn_i[c, C_DST]
         total = 0
         for i in range(x.shape[0]):
             if x[i] != 0.0:
-                total += deliver(conn_i, geo, c, weights, i, x[i], const, pop_i[dst, P_OFF], tflag, tlist,
-                                 tn, pop_i[dst, P_UOFF], dst, pop_i[dst, P_BLOCK])
+                total += deliver(conn_i, topo.conn_geo, c, params.weights, i, x[i], state.const,
+                                 pop_i[dst, P_OFF], state.tflag, state.tlist, state.tn, pop_i[dst, P_UOFF], dst,
+                                 pop_i[dst, P_BLOCK])
         macs[dst] += total
 
 
 @kernel
-def start_sample(net, st, q, t_end):
+def start_sample(topo, state, q, t_end):
     """Queue the first input event and the first update of constant-current layers."""
-    pop_i = net[3]
-    tflag, tlist, tn, in_time = st[4], st[5], st[6], st[10]
+    pop_i = topo.pop_i
+    tflag, tlist, tn, in_time = state.tflag, state.tlist, state.tn, state.in_time
     if in_time.shape[0] > 0 and in_time[0] < t_end:
         push_event(q, in_time[0], 0, NO_CONN, -1)
     for p in range(1, pop_i.shape[0]):
@@ -420,6 +476,14 @@ def fanout_of(conn_i, geo, c, idx):
 
 
 @kernel
-def targets_of(conn_i, geo, c, weights, idx, out_idx, out_w):
-    """The targets (flat index in the target layer) and weights of one source neuron."""
-    return fanout_targets(conn_i, geo, c, weights, idx, out_idx, out_w)
+def targets_of(conn_i, geo, c, idx, out_idx, out_w):
+    """The targets (flat index in the target layer) of one source neuron and the
+    index of each synapse's weight (see connectivity.fanout_targets)."""
+    return fanout_targets(conn_i, geo, c, idx, out_idx, out_w)
+
+
+@kernel
+def sources_of(conn_i, fgeo, c, idx, out_idx, out_w):
+    """The sources (flat index in the source layer) of one target neuron and the
+    index of each synapse's weight (see connectivity.fanin_sources)."""
+    return fanin_sources(conn_i, fgeo, c, idx, out_idx, out_w)

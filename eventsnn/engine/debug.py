@@ -14,6 +14,10 @@ after, whether the layer was updated, the spikes it caused). ``watch()``
 records a neuron's membrane potential at each of its updates (before and
 after reset); ``history()`` returns it. ``spike_events()`` and
 ``to_nir_event_data()`` export recorded spikes.
+
+The :class:`Debugger` is composed into the Simulator (which delegates these
+methods to it) and uses only the Simulator's public surface: ``advance``,
+``peek``, ``probes``, ``recording``, ``counters``, ``state`` and the readers.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 
 from ..errors import SimulationError
 from .layout import P_INTEGRATE, P_KIND
+from .model import BRK_NONE
 
 
 @dataclass(frozen=True)
@@ -55,10 +60,11 @@ class StepResult:
                 f"updated={self.updated}, spikes={len(self.spikes)})")
 
 
-class DebugMixin:
-    """Breakpoints, watches and detailed stepping (mixed into Simulator)."""
+class Debugger:
+    """Breakpoints, watches and detailed stepping over one :class:`Simulator`."""
 
-    def _init_debug(self):
+    def __init__(self, sim):
+        self.sim = sim
         self._time_breaks: list = []
         self._predicates: list = []
         self.last_break: BreakInfo | None = None
@@ -66,8 +72,9 @@ class DebugMixin:
     # -- breakpoints -------------------------------------------------------------
     def neuron_index(self, layer, neuron) -> int:
         """Flat index of ``neuron`` (an int, or a (y, x, c) tuple) in ``layer``."""
-        p = self._pop(layer)
-        shape = self.plan.pops[p].shape
+        sim = self.sim
+        p = sim.layer_index(layer)
+        shape = sim.plan.pops[p].shape
         if isinstance(neuron, (tuple, list)):
             if len(neuron) != 3:
                 raise SimulationError(f"neuron {neuron!r}: give a flat index or (y, x, c)")
@@ -77,16 +84,17 @@ class DebugMixin:
                 raise SimulationError(f"neuron {neuron!r} is outside layer shape {shape}") from None
         n = int(neuron)
         if not 0 <= n < int(np.prod(shape)):
-            raise SimulationError(f"neuron {n} is outside layer {self.layer_names[p]!r} ({int(np.prod(shape))} neurons)")
+            raise SimulationError(f"neuron {n} is outside layer {sim.layer_names[p]!r} ({int(np.prod(shape))} neurons)")
         return n
 
     def break_on_spike(self, layer, neuron=None) -> None:
         """Stop ``run()`` when ``neuron`` of ``layer`` spikes (any neuron if None)."""
-        p = self._pop(layer)
+        sim = self.sim
+        p = sim.layer_index(layer)
         if neuron is None:
-            self._brk_pop[p] = 1
+            sim.probes.on_pop[p] = 1
         else:
-            self._brk_neuron[self.plan.pop_slice(p).start + self.neuron_index(p, neuron)] = 1
+            sim.probes.on_neuron[sim.plan.pop_slice(p).start + self.neuron_index(p, neuron)] = 1
 
     def break_at(self, time: float) -> None:
         """Stop ``run()`` before the first event at or after ``time`` (once)."""
@@ -101,13 +109,13 @@ class DebugMixin:
         self._predicates.append(predicate)
 
     def _need_time_order(self, what: str) -> None:
-        if self.order != "time":
+        if self.sim.order != "time":
             raise SimulationError(f"{what} needs the Simulator's default order='time' "
-                               f"(with order={self.order!r} the layers are not in step)")
+                                  f"(with order={self.sim.order!r} the layers are not in step)")
 
     def clear_breakpoints(self) -> None:
-        self._brk_pop[:] = 0
-        self._brk_neuron[:] = 0
+        self.sim.probes.on_pop[:] = 0
+        self.sim.probes.on_neuron[:] = 0
         self._time_breaks = []
         self._predicates = []
 
@@ -117,20 +125,22 @@ class DebugMixin:
         Returns ``"done"``, ``"until"`` or ``"breakpoint"`` (see ``last_break``).
         Call again to continue.
         """
+        sim = self.sim
         until = np.inf if until is None else float(until)
         self.last_break = None
-        self._brk_hit[0] = 0.0
+        sim.probes.hit[0] = BRK_NONE
         while True:
             stop = until
-            timed = [t for t in self._time_breaks if t > self.time or self.events_processed == 0]
+            timed = [t for t in self._time_breaks if t > sim.time or sim.events_processed == 0]
             if timed and timed[0] < stop:
                 stop = timed[0]
             if self._predicates:
                 stop = min(stop, np.floor(self._next_time()) + 1.0)
-            status = self._advance(stop, np.iinfo(np.int64).max)
+            status = sim.advance(stop)
             if status == "breakpoint":
-                t, p, k = self._brk_hit[1:4]
-                self.last_break = BreakInfo("spike", float(t), self.layer_names[int(p)], int(k))
+                t = float(sim.probes.hit_time[0])
+                p, k = (int(v) for v in sim.probes.hit[1:3])
+                self.last_break = BreakInfo("spike", t, sim.layer_names[p], k)
                 return status
             if status == "done":
                 return status
@@ -139,80 +149,73 @@ class DebugMixin:
                 self.last_break = BreakInfo("time", stop)
                 return "breakpoint"
             if self._predicates and stop < until:
-                if any(pred(self) for pred in self._predicates):
-                    self.last_break = BreakInfo("predicate", self.time)
+                if any(pred(sim) for pred in self._predicates):
+                    self.last_break = BreakInfo("predicate", sim.time)
                     return "breakpoint"
                 continue
             return status
 
     def _next_time(self) -> float:
-        nxt = self.peek()
-        return self.time if nxt is None else nxt.time
+        nxt = self.sim.peek()
+        return self.sim.time if nxt is None else nxt.time
 
     # -- stepping ------------------------------------------------------------------
     def step(self) -> StepResult | None:
         """Process exactly one event (and the layer update it completes); describe it."""
-        event = self.peek()
+        sim = self.sim
+        event = sim.peek()
         if event is None:
             return None
-        from . import cpu
-        p = self._pop(event.layer)
-        sl = self.plan.pop_slice(p)
+        p = sim.layer_index(event.layer)
+        sl = sim.plan.pop_slice(p)
         result = StepResult(event)
         if event.source is not None:
-            conn = event.conn
-            cap = int(self.plan.pops[p].size)
-            out_idx, out_w = np.zeros(cap, np.int64), np.zeros(cap, np.float32)
-            plan = self.plan
-            n = cpu.targets_of(plan.conn_i, plan.conn_geo, conn, plan.weights, event.neuron, out_idx, out_w)
-            result.targets, result.weights = out_idx[:n].copy(), out_w[:n].copy()
-        integrate = self.plan.pop_i[p, P_KIND] == P_INTEGRATE
-        v0 = self._v[sl].copy() if integrate else None
-        updates0 = int(self.updates[p].sum())
-        spikes0 = self.spikes_per_step.sum(axis=1)
-        counts0 = self._spike_count.copy()
-        self._brk_hit[0] = 0.0
-        self._advance(np.inf, 1)
-        result.updated = int(self.updates[p].sum()) != updates0 or (
-            self.plan.pop_i[p, P_KIND] != P_INTEGRATE and event.source is None)
+            targets, windex = sim.synapses_out(event.conn, event.neuron)
+            weights = np.where(windex >= 0, sim.params.weights[np.maximum(windex, 0)], 0.0).astype(np.float32)
+            result.targets, result.weights = targets, weights
+        integrate = sim.plan.pop_i[p, P_KIND] == P_INTEGRATE
+        v0 = sim.state.v[sl].copy() if integrate else None
+        updates0 = int(sim.counters.updates[p].sum())
+        spikes0 = sim.counters.spikes.sum(axis=1)
+        counts0 = sim.state.spike_count.copy()
+        sim.probes.hit[0] = BRK_NONE
+        sim.advance(np.inf, 1)
+        result.updated = int(sim.counters.updates[p].sum()) != updates0 or (
+            sim.plan.pop_i[p, P_KIND] != P_INTEGRATE and event.source is None)
         if integrate:
-            v1 = self._v[sl]
+            v1 = sim.state.v[sl]
             if event.source is None and result.updated:
                 result.targets = np.flatnonzero(v1 != v0)
             result.v_before, result.v_after = v0[result.targets], v1[result.targets].copy()
-        changed = np.flatnonzero(self.spikes_per_step.sum(axis=1) != spikes0)
+        changed = np.flatnonzero(sim.counters.spikes.sum(axis=1) != spikes0)
         for q in changed:
-            qs = self.plan.pop_slice(q)
-            for k in np.flatnonzero(self._spike_count[qs] != counts0[qs]):
-                result.spikes.append((self.time, self.layer_names[q], int(k)))
+            qs = sim.plan.pop_slice(q)
+            for k in np.flatnonzero(sim.state.spike_count[qs] != counts0[qs]):
+                result.spikes.append((sim.time, sim.layer_names[q], int(k)))
         return result
 
     # -- watches and traces ------------------------------------------------------------
     def watch(self, layer, neuron) -> None:
         """Record the membrane potential of a neuron at each of its updates."""
-        p = self._pop(layer)
-        if self.plan.pop_i[p, P_KIND] != P_INTEGRATE:
-            raise SimulationError(f"layer {self.layer_names[p]!r} has no membrane potential to watch")
-        self._traced[self.plan.pop_slice(p).start + self.neuron_index(p, neuron)] = 1
-        self._log[9][0] = 1
-        if self._log[4].size == 0:
-            from .simulator import _grown
-            self._log = _grown(self._log)
+        sim = self.sim
+        p = sim.layer_index(layer)
+        if sim.plan.pop_i[p, P_KIND] != P_INTEGRATE:
+            raise SimulationError(f"layer {sim.layer_names[p]!r} has no membrane potential to watch")
+        sim.recording.trace(sim.plan.pop_slice(p).start + self.neuron_index(p, neuron))
 
     def history(self, layer, neuron):
         """(times, V before reset, V after reset) of a watched neuron, one row per update."""
-        p = self._pop(layer)
-        g = self.plan.pop_slice(p).start + self.neuron_index(p, neuron)
-        if not self._traced[g]:
-            raise SimulationError(f"neuron {neuron} of {self.layer_names[p]!r} is not watched: call watch() first")
-        n = int(self._log[8][0])
-        sel = self._log[5][:n] == g
-        return self._log[4][:n][sel].copy(), self._log[6][:n][sel].copy(), self._log[7][:n][sel].copy()
+        sim = self.sim
+        p = sim.layer_index(layer)
+        g = sim.plan.pop_slice(p).start + self.neuron_index(p, neuron)
+        if not sim.recording.arrays.traced[g]:
+            raise SimulationError(f"neuron {neuron} of {sim.layer_names[p]!r} is not watched: call watch() first")
+        return sim.recording.history(g)
 
     # -- exports ---------------------------------------------------------------------
     def spike_events(self, layer):
         """Recorded spikes of one layer as (times, flat neuron indices), in time order."""
-        return self.recorded_spikes(layer)
+        return self.sim.recorded_spikes(layer)
 
     def to_nir_event_data(self, path=None):
         """Recorded spikes of every layer as a ``nir.NIRGraphData`` of ``EventData``
@@ -221,11 +224,12 @@ class DebugMixin:
             import nir
         except ModuleNotFoundError:
             raise SimulationError("exporting NIR event data needs the nir package: pip install 'eventsnn[nir]'") from None
+        sim = self.sim
         nodes = {}
-        for p, name in enumerate(self.layer_names):
-            times, idx = self.recorded_spikes(p)
+        for p, name in enumerate(sim.layer_names):
+            times, idx = sim.recorded_spikes(p)
             events = nir.EventData(idx=idx.astype(np.int64)[None, :], time=times.astype(np.float64)[None, :],
-                                   n_neurons=int(self.plan.pops[p].size), t_max=float(self.timesteps))
+                                   n_neurons=int(sim.plan.pops[p].size), t_max=float(sim.timesteps))
             nodes[name] = nir.NIRNodeData({"spikes": events})
         data = nir.NIRGraphData(nodes)
         if path is not None:

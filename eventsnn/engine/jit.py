@@ -7,7 +7,8 @@ clock-driven reference for exactly representable inputs.
 
 Numba invalidates a cached kernel only when *its own* source file changes, not
 when a kernel it calls (and inlines) from another module does. So the cache
-lives in a directory named after a hash of all engine sources: any edit to any
+lives in a directory named after a hash of all engine sources and of the
+plugs that inline into the event loop (``eventsnn/learn``): any edit to any
 kernel starts a fresh cache. Set ``NUMBA_CACHE_DIR`` to choose the place yourself.
 """
 
@@ -20,12 +21,16 @@ from pathlib import Path
 import numba
 from numba import njit as _njit
 
-JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "boundscheck": False, "_nrt": False}
+# boundscheck=None defers to NUMBA_BOUNDSCHECK, so CI can run every kernel with
+# bounds checks on (NUMBA_BOUNDSCHECK=1) while normal runs have them off.
+JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "boundscheck": None, "_nrt": False}
 
 
 def _sources_digest() -> str:
     digest = hashlib.sha256(numba.__version__.encode())
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    digest.update(os.environ.get("NUMBA_BOUNDSCHECK", "").encode())
+    package = Path(__file__).parent.parent
+    for path in sorted(package.glob("engine/*.py")) + sorted(package.glob("learn/*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -1,7 +1,8 @@
 """Column indices of the integer tables the kernels read, and status codes.
 
-The compiled network is a handful of flat arrays (see :mod:`.plan`); these
-constants name their columns so kernels and Python agree on one layout.
+The compiled network's structure is a handful of flat arrays (see :mod:`.model`
+and :mod:`.compile`); these constants name their columns so kernels and Python
+agree on one layout.
 """
 
 # Connection kinds (how one source spike fans out).
@@ -19,7 +20,9 @@ C_KH, C_KW, C_SY, C_SX, C_PY, C_PX = 9, 10, 11, 12, 13, 14
 C_WOFF = 15
 C_GEO = 16  # offset of the connection's geometry table (see .geometry)
 C_CSHIFT = 17  # log2(C_in) if a power of two, else -1
-C_NFIELDS = 18
+C_FGEO = 18  # offset of the connection's fan-in geometry table (see .geometry)
+C_BOFF = 19  # offset of the connection's bias segment in Params.bias, -1: no bias
+C_NFIELDS = 20
 
 # Population kinds.
 P_INPUT = 0
@@ -38,7 +41,6 @@ RESET_ZERO = 1
 
 # Scalar slots of the queue's int64 array `qs`.
 Q_HEAP_N, Q_EV_FREE, Q_B_FREE, Q_SEQ, Q_CUR, Q_IN_CURSOR = 0, 1, 2, 3, 4, 5
-Q_LAYER_MAJOR = 6  # 1: buckets ordered by (rank, time, seq) instead of (time, rank, seq)
 Q_NFIELDS = 8
 
 # Status codes returned by the advance kernel.

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import inline_kernel, kernel
-from .layout import Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N, Q_LAYER_MAJOR, Q_NFIELDS, Q_SEQ
+from .layout import Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N, Q_NFIELDS, Q_SEQ
+from .model import Queue, array_fields
 
 
 class EventQueue:
@@ -57,7 +58,6 @@ class EventQueue:
         cap, bcap = self.ev_conn.size, self.b_time.size
         self.qs[:] = 0
         self.qs[Q_CUR] = -1
-        self.qs[Q_LAYER_MAJOR] = int(self.layer_major)
         self.ev_free[:] = np.arange(cap - 1, -1, -1, dtype=np.int32)
         self.qs[Q_EV_FREE] = cap
         self.b_free[:] = np.arange(bcap - 1, -1, -1, dtype=np.int32)
@@ -101,52 +101,22 @@ class EventQueue:
             need = self.b_time.size + buckets - int(self.qs[Q_B_FREE])
             self._grow_buckets(max(2 * self.b_time.size, need))
 
-    def arrays(self) -> tuple:
-        """The tuple the kernels take (its order is the kernels' contract)."""
-        return (self.qs, self.ev_conn, self.ev_idx, self.ev_next, self.ev_free,
-                self.b_time, self.b_rank, self.b_seq, self.b_head, self.b_tail,
-                self.b_free, self.heap, self.last_bucket)
+    def arrays(self) -> Queue:
+        """The queue as the kernels take it."""
+        return Queue(qs=self.qs, ev_conn=self.ev_conn, ev_idx=self.ev_idx, ev_next=self.ev_next,
+                     ev_free=self.ev_free, b_time=self.b_time, b_rank=self.b_rank, b_seq=self.b_seq,
+                     b_head=self.b_head, b_tail=self.b_tail, b_free=self.b_free, heap=self.heap,
+                     last_bucket=self.last_bucket, layer_major=self.layer_major)
 
     def __len__(self) -> int:
         return int(self.ev_conn.size - self.qs[Q_EV_FREE])
 
     def snapshot(self) -> dict:
-        return {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return {k: v.copy() for k, v in array_fields(self.arrays()).items()}
 
     def restore(self, snap: dict) -> None:
         for k, v in snap.items():
             setattr(self, k, v.copy())
-
-    def events(self, inputs=None) -> list:
-        """All queued events as (time, rank, seq, conn, idx), in pop order (slow; for inspection).
-
-        Input spikes of one step are queued as one *run* event with ``idx = -(k + 2)``
-        (spikes k, k+1, ... of the input arrays while their time is the same); pass
-        ``inputs=(in_time, in_idx)`` to list them spike by spike instead.
-        """
-        out = []
-        qs = self.qs
-        buckets = [int(b) for b in self.heap[: qs[Q_HEAP_N]]]
-        if qs[Q_CUR] >= 0:
-            buckets.append(int(qs[Q_CUR]))
-        for b in buckets:
-            e, k = int(self.b_head[b]), 0
-            while e >= 0:
-                conn, idx = int(self.ev_conn[e]), int(self.ev_idx[e])
-                run = [idx]
-                if idx < -1 and inputs is not None:
-                    in_time, in_idx = inputs
-                    j = -idx - 2
-                    run = [int(in_idx[j])]
-                    while j + 1 < len(in_time) and in_time[j + 1] == in_time[j]:
-                        j += 1
-                        run.append(int(in_idx[j]))
-                for i in run:
-                    out.append((float(self.b_time[b]), int(self.b_rank[b]), int(self.b_seq[b]) + k, conn, i))
-                    k += 1
-                e = int(self.ev_next[e])
-        out.sort(key=(lambda r: (r[1], r[0], r[2])) if self.layer_major else (lambda r: (r[0], r[1], r[2])))
-        return out
 
 
 # -- kernels ---------------------------------------------------------------------
@@ -165,8 +135,8 @@ def _less(b_time, b_rank, b_seq, a, b, layer_major):
 
 @inline_kernel
 def heap_push(q, b):
-    qs, b_time, b_rank, b_seq, heap = q[0], q[5], q[6], q[7], q[11]
-    layer_major = qs[Q_LAYER_MAJOR] != 0
+    qs, b_time, b_rank, b_seq, heap = q.qs, q.b_time, q.b_rank, q.b_seq, q.heap
+    layer_major = q.layer_major
     i = qs[Q_HEAP_N]
     qs[Q_HEAP_N] = i + 1
     while i > 0:
@@ -182,8 +152,8 @@ def heap_push(q, b):
 @kernel
 def heap_pop(q):
     """Remove and return the bucket with the smallest key (heap must be non-empty)."""
-    qs, b_time, b_rank, b_seq, heap = q[0], q[5], q[6], q[7], q[11]
-    layer_major = qs[Q_LAYER_MAJOR] != 0
+    qs, b_time, b_rank, b_seq, heap = q.qs, q.b_time, q.b_rank, q.b_seq, q.heap
+    layer_major = q.layer_major
     top = heap[0]
     n = qs[Q_HEAP_N] - 1
     qs[Q_HEAP_N] = n
@@ -207,9 +177,9 @@ def heap_pop(q):
 @inline_kernel
 def push_event(q, time, rank, conn, idx):
     """Queue one event; the caller has ensured free slots (see ``ensure``)."""
-    qs, ev_conn, ev_idx, ev_next, ev_free = q[0], q[1], q[2], q[3], q[4]
-    b_time, b_rank, b_seq, b_head, b_tail, b_free = q[5], q[6], q[7], q[8], q[9], q[10]
-    last_bucket = q[12]
+    qs, ev_conn, ev_idx, ev_next, ev_free = q.qs, q.ev_conn, q.ev_idx, q.ev_next, q.ev_free
+    b_time, b_rank, b_seq, b_head, b_tail, b_free = q.b_time, q.b_rank, q.b_seq, q.b_head, q.b_tail, q.b_free
+    last_bucket = q.last_bucket
     nf = qs[Q_EV_FREE] - 1
     qs[Q_EV_FREE] = nf
     e = ev_free[nf]
@@ -238,7 +208,7 @@ def push_event(q, time, rank, conn, idx):
 @kernel
 def take_bucket(q):
     """Pop the smallest bucket and make it the current one; return it."""
-    qs, b_rank, last_bucket = q[0], q[6], q[12]
+    qs, b_rank, last_bucket = q.qs, q.b_rank, q.last_bucket
     b = heap_pop(q)
     if last_bucket[b_rank[b]] == b:
         # Later pushes with this key must open a new bucket behind this one.
@@ -249,6 +219,6 @@ def take_bucket(q):
 
 @inline_kernel
 def release_bucket(q, b):
-    qs, b_free = q[0], q[10]
+    qs, b_free = q.qs, q.b_free
     b_free[qs[Q_B_FREE]] = b
     qs[Q_B_FREE] += 1

@@ -1,8 +1,11 @@
 """The :class:`Simulator`: load a network, feed an input, run or step through events.
 
-``run()``, ``run(until=t)`` and ``step()`` all call the same jitted kernel
-(:func:`eventsnn.engine.cpu.advance`), so what a notebook shows step by step is
-what a full run does.
+``run()``, ``run(until=t)`` and ``step()`` all call the same jitted kernel (the
+backend's ``advance``, :mod:`.backends`), so what a notebook shows step by step
+is what a full run does. The Simulator owns the kernel data (:mod:`.model`):
+the compiled network (:mod:`.compile`), one sample's state, the counters, the
+recorder (:mod:`.recording`) and the breakpoint probes; the debugger
+(:mod:`.debug`) drives it through its public methods.
 """
 
 from __future__ import annotations
@@ -15,22 +18,18 @@ import numpy as np
 from ..encoding import bernoulli_spikes, poisson_process_spikes, sample_rng
 from ..errors import DataError, NetworkError, SimulationError
 from ..network import Network
-from . import cpu
-from .layout import (aligned_zeros, P_BLOCK, C_DST, C_SRC, P_KIND, P_INTEGRATE, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
+from .backends import get_backend
+from .compile import Plan, flat_input
+from .debug import Debugger
+from .layout import (aligned_zeros, C_DST, C_SRC, P_BLOCK, P_INTEGRATE, P_KIND, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
                      ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED, ST_UNTIL)
-from .debug import DebugMixin
-from .plan import Plan, flat_input
+from .model import BRK_NONE, Counters, Probes, State, Switches, array_fields
+from .plugs import registered
 from .queue import EventQueue
+from .recording import Recording
 
 _STATUS = {ST_EMPTY: "done", ST_UNTIL: "until", ST_PAUSED: "paused", ST_BREAK: "breakpoint"}
 ORDERS = ("time", "layer")
-
-
-def _grown(log: tuple) -> tuple:
-    """The log tuple with its spike and trace arrays doubled (counts and flags kept)."""
-    def more(a):
-        return np.concatenate([a, np.zeros(max(a.size, 1 << 12), a.dtype)])
-    return tuple(more(a) for a in log[:3]) + (log[3],) + tuple(more(a) for a in log[4:8]) + log[8:]
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class Event:
     conn: int = -1  # the connection it crosses (a residual add can take two from one source)
 
 
-class Simulator(DebugMixin):
+class Simulator:
     """Event-driven simulation of one network, one input sample at a time.
 
     ``run()``, ``run(until=t)``, ``step()``, ``peek()``, breakpoints and watches
@@ -57,7 +56,9 @@ class Simulator(DebugMixin):
     Parameters: ``timesteps`` (steps in discrete mode, duration in time units in
     continuous mode), ``mode`` (``"discrete"`` or ``"continuous"``),
     ``encoding`` (overrides the network's), ``seed`` and ``poisson_rate`` for
-    rate coding, ``record_spikes`` to keep every spike as (time, layer, neuron).
+    rate coding, ``record_spikes`` to keep every spike as (time, layer, neuron),
+    ``backend`` (``"cpu"``), and ``plug``: a registered per-event / per-spike
+    hook (:mod:`eventsnn.engine.plugs`), e.g. a plasticity rule, or None.
 
     ``order`` is the order in which (time, layer) keys are processed:
     ``"time"`` (default; all layers step by step, as a clock-driven simulator
@@ -70,11 +71,13 @@ class Simulator(DebugMixin):
     layer's output in the queue (no gain, and more memory, at 224x224).
     With ``"layer"``, ``run(until=t)`` runs every layer but the last to the
     end and the last up to ``t`` (so readouts at ``t`` are exact), and
-    ``break_at``/``break_when`` are not available.
+    ``break_at``/``break_when`` are not available. A plug that couples layers
+    within a step (a rule reading a later layer's spikes) needs ``"time"``.
     """
 
     def __init__(self, network, timesteps: int = 100, mode: str = "discrete", encoding: str | None = None,
-                 seed: int = 0, poisson_rate: float = 1.0, record_spikes: bool = False, order: str = "time"):
+                 seed: int = 0, poisson_rate: float = 1.0, record_spikes: bool = False, order: str = "time",
+                 backend: str = "cpu", plug=None):
         if isinstance(network, (str, os.PathLike)):
             from ..io import load_network
             network = load_network(network)
@@ -88,61 +91,76 @@ class Simulator(DebugMixin):
             raise SimulationError(f"unknown event order {order!r} (known: {', '.join(ORDERS)})")
         if order == "layer" and mode != "discrete":
             raise SimulationError("order 'layer' needs discrete time (synaptic delays can reorder layers)")
+        self.backend = get_backend(backend)
         self.network = network
         self.order = order
         self.plan = plan = Plan(network, int(timesteps), mode, encoding)
+        self.topology, self.params = plan.topology, plan.params
         self.timesteps = int(timesteps)
         self.seed = int(seed)
         self.poisson_rate = float(poisson_rate)
         self.record_spikes = bool(record_spikes)
+        self.plug = plug
         n_pops = len(plan.pops)
         self.layer_names = [p.name for p in plan.pops]
         n, u = plan.n_neurons, plan.n_units
-        self._v = aligned_zeros(n, np.float32)
-        self._inp = aligned_zeros(n, np.float32)
-        self._const = aligned_zeros(n, np.float32)
-        self._last_t = np.zeros(n, np.float64)
-        self._tflag = np.zeros(u, np.uint8)
-        self._tlist = np.zeros(u, np.int32)
-        self._tn = np.zeros(n_pops, np.int64)
-        self._gate_cnt = np.zeros(plan.n_gate, np.int32)
-        self._gate_last = np.full(plan.n_gate, -1.0, np.float64)
-        self._spike_count = np.zeros(n, np.int32)
-        self._in_time = np.zeros(0, np.float64)
-        self._in_idx = np.zeros(0, np.int32)
-        self._clock = np.zeros(1, np.float64)
-        # Largest synaptic drive (I_spikes + I_const) seen by each layer, kept
-        # when track_max_input is set (spike-norm reads it).
-        self.max_input = np.full(n_pops, -np.inf, np.float32)
-        self.syn_ops = np.zeros((n_pops, self.timesteps), np.int64)
-        self.spikes_per_step = np.zeros((n_pops, self.timesteps), np.int64)
-        self.updates = np.zeros((n_pops, self.timesteps), np.int64)
-        self.analog_macs = np.zeros(n_pops, np.int64)
-        cap = 1 << 12 if record_spikes else 0
-        # spike log (time, layer, neuron, count), then membrane trace (time, neuron,
-        # V before reset, V after, count, on-flag)
-        self._log = (np.zeros(cap, np.float64), np.zeros(cap, np.int32), np.zeros(cap, np.int32),
-                     np.zeros(1, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int32),
-                     np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(1, np.int64),
-                     np.zeros(1, np.int64), np.zeros(1, np.int64))
-        self._brk_pop = np.zeros(n_pops, np.uint8)
-        self._brk_neuron = np.zeros(n, np.uint8)
-        self._brk_hit = np.zeros(4, np.float64)
-        self._traced = np.zeros(n, np.uint8)
-        # Scratch for the spike pass: which neurons of one unit crossed threshold.
-        self._crossed = aligned_zeros(max(int(plan.pop_i[:, P_BLOCK].max()), 8) + 8, np.uint8)
+        self.state = State(
+            v=aligned_zeros(n, np.float32), inp=aligned_zeros(n, np.float32), const=aligned_zeros(n, np.float32),
+            last_t=np.zeros(n, np.float64), tflag=np.zeros(u, np.uint8), tlist=np.zeros(u, np.int32),
+            tn=np.zeros(n_pops, np.int64), gate_cnt=np.zeros(plan.n_gate, np.int32),
+            gate_last=np.full(plan.n_gate, -1.0, np.float64), spike_count=np.zeros(n, np.int64),
+            in_time=np.zeros(0, np.float64), in_idx=np.zeros(0, np.int32), clock=np.zeros(1, np.float64),
+            # Largest synaptic drive (I_spikes + I_const) seen by each layer, kept
+            # when track_max_input is set (spike-norm reads it).
+            max_input=np.full(n_pops, -np.inf, np.float32),
+            # Scratch for the spike pass: which neurons of one unit crossed threshold.
+            crossed=aligned_zeros(max(int(plan.pop_i[:, P_BLOCK].max()), 8) + 8, np.uint8))
+        self.counters = Counters(syn_ops=np.zeros((n_pops, self.timesteps), np.int64),
+                                 spikes=np.zeros((n_pops, self.timesteps), np.int64),
+                                 updates=np.zeros((n_pops, self.timesteps), np.int64),
+                                 analog_macs=np.zeros(n_pops, np.int64))
+        self.recording = Recording(n, record_spikes)
+        self.probes = Probes(on_pop=np.zeros(n_pops, np.uint8), on_neuron=np.zeros(n, np.uint8),
+                             hit=np.zeros(3, np.int64), hit_time=np.zeros(1, np.float64))
+        self.track_max_input = False
         self.queue = EventQueue(n_pops, layer_major=order == "layer")
         self.events_processed = 0
         self._loaded = False
-        self._init_debug()
+        self.debugger = Debugger(self)
+
+    # -- the plug ------------------------------------------------------------------
+    @property
+    def plug(self):
+        return self._plug
+
+    @plug.setter
+    def plug(self, plug) -> None:
+        if not registered(plug):
+            raise SimulationError(f"plug of type {type(plug).__name__} is not registered "
+                                  "(see eventsnn.engine.plugs.register_plug)")
+        self._plug = plug
+
+    # -- counters under their historical names --------------------------------------
+    @property
+    def syn_ops(self) -> np.ndarray:
+        """(layers, timesteps) synaptic operations delivered into each layer per step."""
+        return self.counters.syn_ops
 
     @property
-    def track_max_input(self) -> bool:
-        return bool(self._log[10][0])
+    def spikes_per_step(self) -> np.ndarray:
+        return self.counters.spikes
 
-    @track_max_input.setter
-    def track_max_input(self, on: bool) -> None:
-        self._log[10][0] = int(bool(on))
+    @property
+    def updates(self) -> np.ndarray:
+        return self.counters.updates
+
+    @property
+    def analog_macs(self) -> np.ndarray:
+        return self.counters.analog_macs
+
+    @property
+    def max_input(self) -> np.ndarray:
+        return self.state.max_input
 
     # -- feeding input ---------------------------------------------------------
     def reset(self, x, sample_index: int = 0, input_spikes=None) -> "Simulator":
@@ -151,77 +169,90 @@ class Simulator(DebugMixin):
         ``input_spikes`` = (times, indices) replaces the rate encoder with the
         given input spike train (poisson encoding only).
         """
-        plan = self.plan
+        plan, st = self.plan, self.state
         xf = flat_input(plan, x)
-        for arr in (self._v, self._inp, self._last_t, self._tflag, self._tn, self._gate_cnt,
-                    self._spike_count, self.syn_ops, self.spikes_per_step, self.updates,
-                    self.analog_macs, self._clock):
+        for arr in (st.v, st.inp, st.last_t, st.tflag, st.tn, st.gate_cnt, st.spike_count, st.clock,
+                    *self.counters):
             arr[...] = 0
-        self._gate_last[:] = -1.0
-        self.max_input[:] = -np.inf
-        self._log[3][0] = 0
-        self._log[8][0] = 0
-        self._brk_hit[:] = 0
-        self._const[:] = plan.const_base
+        st.gate_last[:] = -1.0
+        st.max_input[:] = -np.inf
+        self.recording.clear()
+        self.probes.hit[:] = BRK_NONE
+        st.const[:] = plan.constant_current(self.params)
         # V[-1] = v_init * threshold: the state before step 0 (so step 0 leaks it,
         # V[t] = leak V[t-1] + I[t] for every t >= 0); in continuous time V(0).
-        self._v[:] = plan.v_initial
-        self._last_t[:] = 0.0 if plan.continuous else -1.0
+        st.v[:] = plan.initial_potential(self.params)
+        st.last_t[:] = 0.0 if plan.continuous else -1.0
         self.queue.clear()
         if plan.encoding == "direct":
             if input_spikes is not None:
                 raise SimulationError("input_spikes needs poisson encoding")
-            self._in_time = np.zeros(0, np.float64)
-            self._in_idx = np.zeros(0, np.int32)
-            cpu.inject_analog(plan.net_arrays(), self._state(), xf, plan.analog_conns, self.analog_macs)
+            in_time, in_idx = np.zeros(0, np.float64), np.zeros(0, np.int32)
+            self.state = st = st._replace(in_time=in_time, in_idx=in_idx)
+            self.backend.inject_analog(self.topology, self.params, st, xf, plan.analog_conns,
+                                       self.counters.analog_macs)
             # The analog pass marks touched units; start_sample marks all of them anyway.
-            self._tflag[:] = 0
-            self._tn[:] = 0
+            st.tflag[:] = 0
+            st.tn[:] = 0
         elif input_spikes is not None:
             times, idx = (np.asarray(a) for a in input_spikes)
             order = np.lexsort((idx, times))
-            self._in_time = np.ascontiguousarray(times[order], np.float64)
-            self._in_idx = np.ascontiguousarray(idx[order], np.int32)
-            if self._in_idx.size and (self._in_idx.min() < 0 or self._in_idx.max() >= xf.size):
+            in_time = np.ascontiguousarray(times[order], np.float64)
+            in_idx = np.ascontiguousarray(idx[order], np.int32)
+            if in_idx.size and (in_idx.min() < 0 or in_idx.max() >= xf.size):
                 raise DataError("input_spikes: neuron index out of range")
+            self.state = st._replace(in_time=in_time, in_idx=in_idx)
         else:
             rng = sample_rng(self.seed, sample_index)
             if plan.continuous:
-                self._in_time, self._in_idx = poisson_process_spikes(xf, self.timesteps, rng, self.poisson_rate)
+                in_time, in_idx = poisson_process_spikes(xf, self.timesteps, rng, self.poisson_rate)
             else:
-                self._in_time, self._in_idx = bernoulli_spikes(xf, self.timesteps, rng, self.poisson_rate)
+                in_time, in_idx = bernoulli_spikes(xf, self.timesteps, rng, self.poisson_rate)
+            self.state = st._replace(in_time=in_time, in_idx=in_idx)
         self.queue.ensure(len(plan.pops) + 2, len(plan.pops) + 2)
-        cpu.start_sample(plan.net_arrays(), self._state(), self.queue.arrays(), float(self.timesteps))
+        self.backend.start_sample(self.topology, self.state, self.queue.arrays(), float(self.timesteps))
         self.events_processed = 0
         self._loaded = True
         return self
 
-    def _state(self) -> tuple:
-        return (self._v, self._inp, self._const, self._last_t, self._tflag, self._tlist, self._tn,
-                self._gate_cnt, self._gate_last, self._spike_count, self._in_time, self._in_idx,
-                self._clock, self.max_input, self._brk_pop, self._brk_neuron, self._brk_hit,
-                self._traced, self._crossed)
-
     # -- running -----------------------------------------------------------------
-    def _advance(self, until: float, max_events: int) -> str:
+    def switches(self) -> Switches:
+        return Switches(continuous=self.plan.continuous, record_spikes=self.record_spikes,
+                        trace=self.recording.tracing_on, track_max_input=bool(self.track_max_input))
+
+    def advance(self, until: float = np.inf, max_events: int = np.iinfo(np.int64).max) -> str:
+        """Process events until ``until``, ``max_events`` events, the end of the sample
+        or a spike breakpoint; return ``"done"``, ``"until"``, ``"paused"`` or ``"breakpoint"``."""
         if not self._loaded:
             raise SimulationError("no input loaded: call reset(x) first")
-        plan = self.plan
         until = min(float(until), float(self.timesteps))
-        left = max_events
+        left = int(max_events)
+        sw = self.switches()
         while True:
-            status, done = cpu.advance(plan.net_arrays(), self._state(), self.queue.arrays(),
-                                       (self.syn_ops, self.spikes_per_step, self.updates), self._log,
-                                       self.record_spikes, float(self.timesteps), until, left,
-                                       plan.continuous)
+            status, done = self.backend.advance(self.topology, self.params, self.state, self.queue.arrays(),
+                                                self.counters, self.recording.arrays, self.probes, sw,
+                                                float(self.timesteps), until, left, self._plug)
             self.events_processed += done
             left -= done
             if status == ST_GROW_QUEUE:
                 self.queue.ensure(self.queue.ev_conn.size + 1, self.queue.b_time.size + 1)
             elif status == ST_GROW_LOG:
-                self._log = _grown(self._log)
+                self.recording.grow()
             else:
                 return _STATUS[status]
+
+    def run(self, until: float | None = None) -> str:
+        """Process events until the sample ends, ``until``, or a breakpoint.
+
+        Returns ``"done"``, ``"until"`` or ``"breakpoint"`` (see ``last_break``).
+        Call again to continue.
+        """
+        return self.debugger.run(until)
+
+    def step(self):
+        """Process exactly one event (and the layer update it completes); describe it
+        (a :class:`~eventsnn.engine.debug.StepResult`, or None when the sample is finished)."""
+        return self.debugger.step()
 
     def peek(self) -> Event | None:
         """The next event to be processed, or None when the sample is finished."""
@@ -241,16 +272,35 @@ class Simulator(DebugMixin):
             return Event(t, layer, None, -1)
         idx = int(q.ev_idx[e])
         if idx < 0:  # a run of input spikes: its next one (see cpu._flush_input)
-            idx = int(self._in_idx[-idx - 2])
+            idx = int(self.state.in_idx[-idx - 2])
         return Event(t, layer, self.layer_names[int(self.plan.conn_i[conn, C_SRC])], idx, conn)
+
+    # -- connectivity --------------------------------------------------------------
+    def synapses_out(self, conn: int, neuron: int) -> tuple:
+        """(targets, weight indices) of source ``neuron`` through connection ``conn``:
+        flat indices in the target layer, and each synapse's index in ``params.weights``
+        (-1 for a max-pool gate)."""
+        cap = self.plan.pops[int(self.plan.conn_i[conn, C_DST])].size
+        out_idx, out_w = np.zeros(cap, np.int64), np.zeros(cap, np.int64)
+        n = self.backend.targets_of(self.topology.conn_i, self.topology.conn_geo, conn, neuron, out_idx, out_w)
+        return out_idx[:n].copy(), out_w[:n].copy()
+
+    def synapses_in(self, conn: int, neuron: int) -> tuple:
+        """(sources, weight indices) of target ``neuron`` through connection ``conn``
+        (the fan-in: flat indices in the source layer)."""
+        cap = self.plan.pops[int(self.plan.conn_i[conn, C_SRC])].size
+        out_idx, out_w = np.zeros(cap, np.int64), np.zeros(cap, np.int64)
+        n = self.backend.sources_of(self.topology.conn_i, self.topology.conn_fgeo, conn, neuron, out_idx, out_w)
+        return out_idx[:n].copy(), out_w[:n].copy()
 
     # -- reading state -------------------------------------------------------------
     @property
     def time(self) -> float:
         """Time of the latest event processed (in layer order: of any layer)."""
-        return float(self._clock[0])
+        return float(self.state.clock[0])
 
-    def _pop(self, layer) -> int:
+    def layer_index(self, layer) -> int:
+        """The population rank of ``layer`` (a name or a rank)."""
         if isinstance(layer, (int, np.integer)):
             if not 0 <= layer < len(self.layer_names):
                 raise KeyError(f"no population {layer}")
@@ -260,37 +310,38 @@ class Simulator(DebugMixin):
         except KeyError:
             raise KeyError(f"no spiking layer named {layer!r}; spiking layers: {self.layer_names[1:]}") from None
 
+    _pop = layer_index
+
     def potentials(self, layer, at: float | None = None) -> np.ndarray:
         """Membrane potentials of a layer, decayed to time ``at`` (default: now), shape (H, W, C)."""
-        p = self._pop(layer)
+        p = self.layer_index(layer)
         pop = self.plan.pops[p]
         if self.plan.pop_i[p, P_KIND] != P_INTEGRATE:
             raise KeyError(f"layer {pop.name!r} has no membrane potential")
         sl = self.plan.pop_slice(p)
-        v = self._v[sl].copy()
+        v = self.state.v[sl].copy()
         if self.plan.pop_i[p, P_LEAKY]:
             at = self.time if at is None else float(at)
-            dt = np.maximum(at - self._last_t[sl], 0.0)
+            dt = np.maximum(at - self.state.last_t[sl], 0.0)
             if self.plan.continuous:
-                v = (v * np.exp(-dt / self.plan.pop_tau[p])).astype(np.float32)
+                v = (v * np.exp(-dt / self.topology.pop_tau[p])).astype(np.float32)
             else:
-                v = v * self.plan.decay[p, np.minimum(dt, self.timesteps).astype(np.int64)]
+                v = v * self.params.decay[p, np.minimum(dt, self.timesteps).astype(np.int64)]
         return v.reshape(pop.shape)
 
     def spike_counts(self, layer) -> np.ndarray:
         """Spikes of each neuron of a layer so far, shape (H, W, C)."""
-        p = self._pop(layer)
-        return self._spike_count[self.plan.pop_slice(p)].reshape(self.plan.pops[p].shape).copy()
+        p = self.layer_index(layer)
+        return self.state.spike_count[self.plan.pop_slice(p)].reshape(self.plan.pops[p].shape).copy()
 
     def recorded_spikes(self, layer=None):
         """Recorded spikes as (times, layer ranks, neuron indices), or (times, neurons) of one layer."""
         if not self.record_spikes:
             raise SimulationError("spikes were not recorded: create the Simulator with record_spikes=True")
-        n = int(self._log[3][0])
-        t, p, i = (a[:n].copy() for a in self._log[:3])
+        t, p, i = self.recording.spikes()
         if layer is None:
             return t, p, i
-        sel = p == self._pop(layer)
+        sel = p == self.layer_index(layer)
         return t[sel], i[sel]
 
     def _end(self, at):
@@ -304,7 +355,7 @@ class Simulator(DebugMixin):
         last = len(self.plan.pops) - 1
         if self.network.decoding == "membrane":
             return self.potentials(last, at=self._end(at)).reshape(-1).astype(np.float64)
-        return self._spike_count[self.plan.pop_slice(last)].astype(np.float64)
+        return self.state.spike_count[self.plan.pop_slice(last)].astype(np.float64)
 
     def prediction(self, at: float | None = None) -> int:
         """The winning class: most output spikes, ties broken by the higher potential."""
@@ -319,28 +370,73 @@ class Simulator(DebugMixin):
 
     def totals(self) -> dict:
         """Per-layer totals of this sample: spikes, synaptic ops, neuron updates, analog MACs."""
-        return {"spikes": self.spikes_per_step.sum(axis=1), "syn_ops": self.syn_ops.sum(axis=1),
-                "updates": self.updates.sum(axis=1), "analog_macs": self.analog_macs.copy()}
+        c = self.counters
+        return {"spikes": c.spikes.sum(axis=1), "syn_ops": c.syn_ops.sum(axis=1),
+                "updates": c.updates.sum(axis=1), "analog_macs": c.analog_macs.copy()}
 
     @property
     def neurons(self) -> np.ndarray:
         return self.plan.pop_i[:, P_N].copy()
 
+    def to_network(self) -> Network:
+        """The network with this simulator's current parameters (after online learning,
+        the learned weights); see :meth:`~eventsnn.engine.compile.Plan.to_network`."""
+        return self.plan.to_network(self.params)
+
+    # -- snapshots -----------------------------------------------------------------------
     def snapshot(self) -> dict:
-        """A copy of the whole simulation state (restore it with :meth:`restore`)."""
-        arrays = {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        return {"arrays": arrays, "log": tuple(a.copy() for a in self._log),
-                "queue": self.queue.snapshot(), "events": self.events_processed, "loaded": self._loaded}
+        """A copy of the whole simulation state, parameters included (restore it with :meth:`restore`)."""
+        groups = {"state": self.state, "params": self.params, "counters": self.counters, "probes": self.probes}
+        return {"groups": {g: {k: v.copy() for k, v in array_fields(t).items()} for g, t in groups.items()},
+                "recording": self.recording.snapshot(), "queue": self.queue.snapshot(),
+                "events": self.events_processed, "loaded": self._loaded}
 
     def restore(self, snap: dict) -> None:
-        for k, v in snap["arrays"].items():
-            setattr(self, k, v.copy())
-        self._log = tuple(a.copy() for a in snap["log"])
+        """Return to a :meth:`snapshot`. Fixed-size arrays are copied in place, so
+        they keep their 64-byte alignment; the input spike trains are replaced."""
+        groups = snap["groups"]
+        for name in ("params", "counters", "probes"):
+            for k, v in groups[name].items():
+                np.copyto(getattr(getattr(self, name), k), v)
+        state = groups["state"]
+        self.state = self.state._replace(in_time=state["in_time"].copy(), in_idx=state["in_idx"].copy())
+        for k, v in state.items():
+            if k not in ("in_time", "in_idx"):
+                np.copyto(getattr(self.state, k), v)
+        self.recording.restore(snap["recording"])
         self.queue.restore(snap["queue"])
         self.events_processed = snap["events"]
         self._loaded = snap["loaded"]
 
-    def connection_targets(self) -> list:
-        """(source layer, target layer) of each connection, in connection order."""
-        return [(self.layer_names[int(r[C_SRC])], self.layer_names[int(r[C_DST])]) for r in self.plan.conn_i]
+    # -- debugging (see eventsnn.engine.debug) ---------------------------------------------
+    @property
+    def last_break(self):
+        """Why the last ``run()`` stopped at a breakpoint (a BreakInfo), or None."""
+        return self.debugger.last_break
 
+    def neuron_index(self, layer, neuron) -> int:
+        return self.debugger.neuron_index(layer, neuron)
+
+    def break_on_spike(self, layer, neuron=None) -> None:
+        self.debugger.break_on_spike(layer, neuron)
+
+    def break_at(self, time: float) -> None:
+        self.debugger.break_at(time)
+
+    def break_when(self, predicate) -> None:
+        self.debugger.break_when(predicate)
+
+    def clear_breakpoints(self) -> None:
+        self.debugger.clear_breakpoints()
+
+    def watch(self, layer, neuron) -> None:
+        self.debugger.watch(layer, neuron)
+
+    def history(self, layer, neuron):
+        return self.debugger.history(layer, neuron)
+
+    def spike_events(self, layer):
+        return self.debugger.spike_events(layer)
+
+    def to_nir_event_data(self, path=None):
+        return self.debugger.to_nir_event_data(path)
