@@ -8,7 +8,7 @@ import pytest
 from eventsnn.engine.simulator import Simulator
 
 from netgen import random_input, random_network
-from reference import build, simulate_discrete
+from eventsnn.reference import build, simulate_discrete
 from test_engine_reference import input_raster
 
 

@@ -9,7 +9,7 @@ from eventsnn.encoding import bernoulli_spikes, poisson_process_spikes, sample_r
 from eventsnn.engine.simulator import Simulator
 
 from netgen import random_input, random_network
-from reference import simulate_continuous, simulate_discrete
+from eventsnn.reference import simulate_continuous, simulate_discrete
 
 SEEDS = range(30)
 

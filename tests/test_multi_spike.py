@@ -12,7 +12,7 @@ from eventsnn.io.native import load_network, save_network
 from eventsnn.network import Layer, Network, NetworkError, Neuron
 
 from netgen import dyadic, random_input, random_network
-from reference import simulate_discrete
+from eventsnn.reference import simulate_discrete
 from test_engine_reference import (assert_continuous_matches_reference, assert_matches_reference,
                                    engine_counts, input_raster)
 from test_wide_layers import wide_network

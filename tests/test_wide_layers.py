@@ -10,7 +10,7 @@ from eventsnn.engine.simulator import Simulator
 from eventsnn.network import Layer, Network
 
 from netgen import dyadic, random_neuron
-from reference import simulate_discrete
+from eventsnn.reference import simulate_discrete
 from test_engine_reference import assert_matches_reference, input_raster
 
 

@@ -54,7 +54,7 @@ def _hook(plug, which: int):
     raise TypeError(f"no hooks registered for plug type {plug}")
 
 
-@overload(on_deliver, inline="always")
+@overload(on_deliver)
 def _on_deliver(plug, topo, params, conn, source, t):
     hook = _hook(plug, 0)
     if hook is None:
@@ -65,7 +65,7 @@ def _on_deliver(plug, topo, params, conn, source, t):
     return call
 
 
-@overload(on_spike, inline="always")
+@overload(on_spike)
 def _on_spike(plug, topo, params, pop, neuron, t):
     hook = _hook(plug, 1)
     if hook is None:

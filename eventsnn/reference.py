@@ -1,17 +1,51 @@
-"""Slow, obviously-correct references for the event engine.
+"""The executable specification of eventsnn's semantics: slow, obviously correct.
 
-- Connectivity as dense matrices built by enumerating every (output, tap) pair.
-- ``simulate_discrete``: a clock-driven numpy simulation, every neuron every step.
-- ``simulate_continuous``: a heapq event loop over the dense matrices.
+Every backend (the CPU event engine today, the numba.cuda backend next) and the
+BPTT trainer are tested against this module, and it is written without any of
+the engine's code: no kernels, no geometry tables, no lowering. It builds each
+connection as a dense matrix by enumerating every (output, tap) pair of the
+layer's definition, and simulates every neuron at every step.
+
+- ``conv_matrix`` / ``pool_matrix``: connectivity by enumeration.
+- ``build(net)``: populations (input first, then every spiking layer in file
+  order) with their dense incoming connections.
+- ``simulate_discrete``: the clock-driven simulation that *defines* discrete time.
+- ``simulate_continuous``: a heapq event loop for continuous time (poisson
+  input, exact exponential leak, synaptic delays).
 - Synaptic ops: brute force, every (spike, target) pair with a synapse.
 
-Neuron update, identical in all three (float32 arithmetic in this order)::
+Neuron update of one step, in float32 arithmetic and in this order::
 
-    V <- (V * leak**dt + I_spikes) + I_const ;  spike if V >= theta ; reset
+    V[t] = (V[t-1] * leak + I_spikes[t]) + I_const      I_spikes summed in float64, then rounded
+    n[t] = min(K, floor(V[t] / theta)) if V[t] >= theta else 0     (K = max_spikes, 1: binary)
+    V[t] <- V[t] - n[t] * theta   (reset "subtract")   or   0   (reset "zero")
 
-With ``max_spikes = K``: n = min(K, floor(V / theta)) spikes and V -= n * theta.
+A layer's input at step t is the spikes of lower layers at step t (layer by
+layer within a step); a membrane readout's last layer never fires; a max-pool
+gate passes a spike of an input that spikes now with the window's largest
+running spike count. Counts: one synaptic op per (delivered spike, synapse),
+one update per neuron of a unit (a position's channels) that an event touched,
+that was left at threshold, or that has a constant current.
 
-Nothing here imports the engine's kernels or connectivity code.
+When the event engine is bit-identical to this reference
+--------------------------------------------------------
+
+The engine sums a layer's input spike by spike in float32 and applies the leak
+lazily, ``V * leak**dt`` with ``leak**dt`` computed in float64 and rounded once
+to float32, where this loop multiplies by float32 ``leak`` dt times. So:
+
+- spikes, potentials and every count are **identical** when the weights,
+  thresholds, biases and inputs are multiples of 2^-8 (any float32 sum of them
+  is then exact in any order) and the leak is exact: **IF neurons (leak 1)**,
+  **leaks that are powers of two** (``leak**dt`` is exact in float32), or any
+  leak for a neuron updated at every step (dt = 1: a constant current, a
+  neuron receiving input each step);
+- with arbitrary float32 weights, or another leak on a neuron that skips
+  steps, sums and powers may round differently, and spikes may differ only
+  where a potential lies within rounding of the threshold (the tests bound
+  how often that happens).
+
+The continuous-time loop applies ``exp(-dt / tau)`` in float32, as the engine does.
 """
 
 from __future__ import annotations
@@ -85,7 +119,10 @@ class RefPop:
 
 
 def build(net):
-    """Populations (input first, then spiking layers) with dense incoming connections."""
+    """Populations (input first, then spiking layers) with dense incoming connections.
+
+    Keep this independent of eventsnn.engine: it is the other side of every
+    engine-versus-reference comparison."""
     shapes = net.shapes()
     pops = [RefPop("input", None, shapes["input"])]
     index = {"input": 0}
