@@ -261,7 +261,7 @@ def bench_scatter(args) -> dict:
     plan = sim.plan
     p = 1
     buf = np.zeros(plan.n_neurons, np.float32)
-    dargs = (plan.conn_i, plan.conn_geo, plan.weights, buf, sim._tflag, sim._tlist, sim._tn,
+    dargs = (plan.conn_i, plan.conn_geo, plan.weights, buf, sim.state.tflag, sim.state.tlist, sim.state.tn,
              int(plan.pop_i[p, P_OFF]), int(plan.pop_i[p, P_UOFF]), p, int(plan.pop_i[p, P_BLOCK]))
     deliver_loop(times, idx, 64, 1, *dargs)
     t_d, ops_d = best_of(lambda: deliver_loop(times, idx, n_ev, 1, *dargs), reps)
@@ -278,6 +278,21 @@ def bench_scatter(args) -> dict:
     eng_ops = int(tot["syn_ops"].sum())
     rows.append({"name": "engine Simulator.run() (full event loop)", "events": n_ev, "syn_ops": eng_ops,
                  "time_s": t_best, "ops_per_s": eng_ops / t_best, "passes": 1, "events_used": n_ev})
+    # The same run with a plug in the event loop (eventsnn.learn.traces: one hook call per
+    # delivered event and per input spike), to show what a per-event hook costs; the rows
+    # above run without one, where the hook calls compile away.
+    try:
+        from eventsnn.learn.traces import SpikeTraces
+    except ImportError:  # an engine from before plug points
+        SpikeTraces = None
+    if SpikeTraces is not None:
+        sim_p = Simulator(net, timesteps=T, encoding="poisson")
+        sim_p.plug = SpikeTraces.for_simulator(sim_p, 20.0)
+        run_timed(sim_p, x, input_spikes=spikes)
+        t_plug = min(run_timed(sim_p, x, input_spikes=spikes) for _ in range(reps))
+        rows.append({"name": "engine Simulator.run() with a SpikeTraces plug", "events": n_ev,
+                     "syn_ops": eng_ops, "time_s": t_plug, "ops_per_s": eng_ops / t_plug, "passes": 1,
+                     "events_used": n_ev})
     # Per-event floor: the same events through a 1x1 conv with one output channel
     # (fan-out 1), i.e. queue, emit, deliver call and flush with almost no adds.
     net1 = Network(input_shape=(H, W, CI), encoding="poisson", layers=[
@@ -292,7 +307,7 @@ def bench_scatter(args) -> dict:
     bare = r_cl["ops_per_s"]
     for r in rows:
         r["fraction_of_bare_cl"] = r["ops_per_s"] / bare
-    eng = rows[-1]
+    eng = next(r for r in rows if r["name"].startswith("engine Simulator.run() (full"))
     out = {
         "config": {"input": [H, W, CI], "c_out": CO, "kernel": K, "stride": 1, "padding": PAD,
                    "timesteps": T, "events": n_ev, "event_order": "sorted by (step, flat HWC index)",
