@@ -183,7 +183,7 @@ class _Unit:
     scaled: bool  # carries its own scale lambda (conv/dense/add); pools inherit
 
 
-def _map(g: AnnGraph, decoding: str, reset: str, v_init: float = 0.0):
+def _map(g: AnnGraph, reset: str, v_init: float = 0.0):
     """ANN ops -> SNN layers. Returns (units in order, alias: ANN name -> SNN name)."""
     alias = {"input": "input"}
     units: list = []
@@ -357,7 +357,7 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
         if pools:
             raise ConversionError(f"max_spikes {max_spikes}: node {pools[0]!r} is a max pool, whose spiking "
                                   f"gate passes one spike per step; use max_spikes 1 or average pools")
-    units, alias = _map(g, decoding, reset, v_init)
+    units, alias = _map(g, reset, v_init)
     report = ConversionReport(method=method, calibration_samples=int(x.shape[0]))
     stats, out = _activation_stats(g, x, {u.tensor for u in units}, seed,
                                    None if method == "spike-norm" else progress)
@@ -369,8 +369,8 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     if method == "spike-norm":
         _spike_norm(net, units, x, norm_timesteps, report, progress, seed)
     else:
-        _data_norm(g, units, stats, method, percentile, report)
-        report.normalized_ann_accuracy = _normalized_ann_accuracy(g, units, x, y, report)
+        _data_norm(units, stats, method, percentile, report)
+        report.normalized_ann_accuracy = _normalized_ann_accuracy(g, units, x, y)
     if max_spikes > 1:
         _multi_spike(net, int(max_spikes), report)
     net.provenance = {
@@ -394,7 +394,7 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     return net, report
 
 
-def _data_norm(g, units, stats, method, percentile, report):
+def _data_norm(units, stats, method, percentile, report):
     """Rescale weights so each layer's activation scale lambda maps to threshold 1."""
     scale = {"input": 1.0}
     by_name = {u.layer.name: u for u in units}
@@ -499,7 +499,7 @@ def rate_model(net: Network, x: np.ndarray) -> dict:
     return acts
 
 
-def _normalized_ann_accuracy(g, units, x, y, report):
+def _normalized_ann_accuracy(g, units, x, y):
     """Accuracy of the normalised ReLU network (it must match the source ANN's)."""
     if y is None:
         return None

@@ -6,7 +6,8 @@ event engine counts when spikes cross them. For a conv with kernel k, stride
 s, padding p along one axis, output o reads input ``o*s - p + t`` for taps
 ``0 <= t < k``; the taps that land inside the input give that axis' count, and
 a layer's MACs are ``(sum over oy of valid taps) * (sum over ox of valid taps)
-* C_in * C_out``. Average pooling counts k_h*k_w accumulates per output; max
+* C_in * C_out`` (the fan-in tables of :mod:`eventsnn.engine.geometry`, the
+same geometry the engine delivers through). Average pooling counts k_h*k_w accumulates per output; max
 pooling counts no MACs (it compares); a residual branch one add per neuron.
 The textbook formula ``H_out*W_out*C_out*k_h*k_w*C_in`` (padding included) is
 given beside it for comparison with other tools.
@@ -19,14 +20,8 @@ import numpy as np
 from .engine.layout import (C_CI, C_CO, C_DST, C_HI, C_HO, C_KH, C_KIND, C_KW, C_PX, C_PY, C_SX,
                             C_SY, C_WI, C_WO, K_CONV, K_DENSE, K_GATE, K_IDENT, K_POOL)
 from .engine.compile import Plan
-from .network import NetworkError
-
-
-def _axis_taps(n_in: int, n_out: int, k: int, stride: int, pad: int) -> int:
-    o = np.arange(n_out)[:, None]
-    t = np.arange(k)[None, :]
-    pos = o * stride - pad + t
-    return int(np.count_nonzero((pos >= 0) & (pos < n_in)))
+from .engine.geometry import axis_totals
+from .errors import NetworkError
 
 
 def connection_macs(row) -> tuple:
@@ -40,8 +35,8 @@ def connection_macs(row) -> tuple:
         return n, n
     if kind == K_GATE:
         return 0, 0
-    ty = _axis_taps(int(row[C_HI]), int(row[C_HO]), int(row[C_KH]), int(row[C_SY]), int(row[C_PY]))
-    tx = _axis_taps(int(row[C_WI]), int(row[C_WO]), int(row[C_KW]), int(row[C_SX]), int(row[C_PX]))
+    ty = axis_totals(int(row[C_HI]), int(row[C_HO]), int(row[C_KH]), int(row[C_SY]), int(row[C_PY]))
+    tx = axis_totals(int(row[C_WI]), int(row[C_WO]), int(row[C_KW]), int(row[C_SX]), int(row[C_PX]))
     textbook = int(row[C_HO] * row[C_WO] * row[C_KH] * row[C_KW])
     if kind == K_CONV:
         return ty * tx * int(row[C_CI] * row[C_CO]), textbook * int(row[C_CI] * row[C_CO])

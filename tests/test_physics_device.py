@@ -4,7 +4,6 @@ compiler is not installed (pip install 'eventsnn[cuda]')."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 
