@@ -17,14 +17,19 @@ def brute_axis(n_in, n_out, k, stride, pad):
     return out
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_axis_taps_match_brute_force(seed):
+def random_axis(seed):
+    """(n_in, n_out, kernel, stride, padding) of a random valid conv axis."""
     rng = np.random.default_rng(seed)
     k = int(rng.integers(1, 6))
     stride = int(rng.integers(1, 4))
     pad = int(rng.integers(0, k))
     n_in = int(rng.integers(k, 20))
-    n_out = (n_in + 2 * pad - k) // stride + 1
+    return n_in, (n_in + 2 * pad - k) // stride + 1, k, stride, pad
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_axis_taps_match_brute_force(seed):
+    n_in, n_out, k, stride, pad = random_axis(seed)
     table = axis_taps(n_in, n_out, k, stride, pad)
     for pos, pairs in enumerate(brute_axis(n_in, n_out, k, stride, pad)):
         count, hi, tap = (int(v) for v in table[pos])
@@ -63,12 +68,7 @@ def brute_sources(n_in, n_out, k, stride, pad):
 @pytest.mark.parametrize("seed", range(40))
 def test_axis_sources_match_brute_force(seed):
     from eventsnn.engine.geometry import axis_sources
-    rng = np.random.default_rng(seed)
-    k = int(rng.integers(1, 6))
-    stride = int(rng.integers(1, 4))
-    pad = int(rng.integers(0, k))
-    n_in = int(rng.integers(k, 20))
-    n_out = (n_in + 2 * pad - k) // stride + 1
+    n_in, n_out, k, stride, pad = random_axis(seed)
     table = axis_sources(n_in, n_out, k, stride, pad)
     for o, pairs in enumerate(brute_sources(n_in, n_out, k, stride, pad)):
         count, first, tap = (int(v) for v in table[o])

@@ -38,11 +38,13 @@ def registered(plug) -> bool:
     return plug is None or type(plug) in _HOOKS
 
 
-def on_deliver(plug, topo, params, conn, source, t):  # pragma: no cover - replaced in jitted code
+def on_deliver(plug, topo, params, where, neuron, t):  # pragma: no cover - replaced in jitted code
+    """A spike of ``neuron`` crosses connection ``where`` at ``t`` (jitted code only)."""
     raise NotImplementedError("called from jitted code only")
 
 
-def on_spike(plug, topo, params, pop, neuron, t):  # pragma: no cover - replaced in jitted code
+def on_spike(plug, topo, params, where, neuron, t):  # pragma: no cover - replaced in jitted code
+    """``neuron`` of population ``where`` spikes at ``t`` (jitted code only)."""
     raise NotImplementedError("called from jitted code only")
 
 
@@ -54,23 +56,19 @@ def _hook(plug, which: int):
     raise TypeError(f"no hooks registered for plug type {plug}")
 
 
-@overload(on_deliver)
-def _on_deliver(plug, topo, params, conn, source, t):
-    hook = _hook(plug, 0)
-    if hook is None:
-        return lambda plug, topo, params, conn, source, t: None
+def _dispatch(stub, which: int) -> None:
+    """Make ``stub`` callable from jitted code: it calls the hook ``which`` (0: on_deliver,
+    1: on_spike) registered for the plug's class, or nothing when the plug has none."""
+    @overload(stub)
+    def _typed(plug, topo, params, where, neuron, t):
+        hook = _hook(plug, which)
+        if hook is None:
+            return lambda plug, topo, params, where, neuron, t: None
 
-    def call(plug, topo, params, conn, source, t):
-        hook(plug, topo, params, conn, source, t)
-    return call
+        def call(plug, topo, params, where, neuron, t):
+            hook(plug, topo, params, where, neuron, t)
+        return call
 
 
-@overload(on_spike)
-def _on_spike(plug, topo, params, pop, neuron, t):
-    hook = _hook(plug, 1)
-    if hook is None:
-        return lambda plug, topo, params, pop, neuron, t: None
-
-    def call(plug, topo, params, pop, neuron, t):
-        hook(plug, topo, params, pop, neuron, t)
-    return call
+_dispatch(on_deliver, 0)
+_dispatch(on_spike, 1)
