@@ -317,6 +317,24 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
                    f"{'-' if thr is None else f'{thr:.5g}':>12}")
 
 
+@main.command()
+@click.argument("net_path", metavar="NET.h5", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="NIR file to write.")
+@click.option("--pool", type=click.Choice(["avg", "sum"]), default="avg", show_default=True,
+              help="Average pools as AvgPool2d, or as SumPool2d with the threshold times the window (sinabs).")
+@click.option("--strict", is_flag=True,
+              help="Refuse what NIR's equations cannot say (reset by subtraction, v_init, Poisson input) "
+                   "instead of recording it in metadata.")
+def export(net_path, output, pool, strict):
+    """Export NET.h5 as a NIR graph (Lava, sinabs, Rockpool, snnTorch, Norse, Spyx, Nengo read NIR)."""
+    from eventsnn.io import load_network
+    from eventsnn.io.nir_export import export_summary
+
+    _check_output_dir(output)
+    with _user_errors():
+        click.echo(export_summary(load_network(net_path), output, pool=pool, strict=strict))
+
+
 @main.command("energy-report")
 @click.argument("results", required=False, type=click.Path(exists=True, dir_okay=False))
 @_run_options
