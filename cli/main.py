@@ -325,14 +325,15 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
 @click.option("--strict", is_flag=True,
               help="Refuse what NIR's equations cannot say (reset by subtraction, v_init, Poisson input) "
                    "instead of recording it in metadata.")
-def export(net_path, output, pool, strict):
+@click.option("--legacy", is_flag=True, help="Leave out v_reset (always 0) for NIR readers before 1.0.6 (sinabs 3.1).")
+def export(net_path, output, pool, strict, legacy):
     """Export NET.h5 as a NIR graph (Lava, sinabs, Rockpool, snnTorch, Norse, Spyx, Nengo read NIR)."""
     from eventsnn.io import load_network
     from eventsnn.io.nir_export import export_summary
 
     _check_output_dir(output)
     with _user_errors():
-        click.echo(export_summary(load_network(net_path), output, pool=pool, strict=strict))
+        click.echo(export_summary(load_network(net_path), output, pool=pool, strict=strict, legacy=legacy))
 
 
 @main.command("energy-report")

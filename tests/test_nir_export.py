@@ -9,6 +9,7 @@ layout is checked independently through the ANN importer
 from other tools), which must see the same weights.
 """
 
+import json
 import os
 
 import numpy as np
@@ -154,7 +155,24 @@ def test_layout_agrees_with_the_independent_nir_importer(tmp_path):
     np.testing.assert_array_equal(conv.weight, weighted[0].weight.transpose(3, 2, 0, 1))
     ifs = [n for n in g.nodes.values() if type(n).__name__ == "IF"]
     assert ifs and all(np.all(n.v_reset == 0) for n in ifs)  # v_reset is written explicitly
-    assert all(n.metadata["eventsnn_reset"] in (b"subtract", "subtract") for n in ifs)
+    info = json.loads(g.metadata["eventsnn"])
+    resets = [v["reset"] for k, v in info["nodes"].items() if type(g.nodes[k]).__name__ == "IF"]
+    assert resets == ["subtract"] * len(ifs)
+
+
+def test_legacy_file_has_no_v_reset_and_still_round_trips(tmp_path):
+    import h5py
+
+    net = load_network(DEFAULT_NET)
+    write_nir(net, tmp_path / "a.nir", legacy=True)
+    with h5py.File(tmp_path / "a.nir") as f:
+        kinds = {k: n["type"][()] for k, n in f["node/nodes"].items()}
+        assert b"IF" in kinds.values()
+        assert not any("v_reset" in f["node/nodes"][k] for k, t in kinds.items() if t == b"IF")
+        assert not any("metadata" in n for n in f["node/nodes"].values())  # nir 1.0.4 rejects node metadata
+    back = read_nir_network(tmp_path / "a.nir")
+    assert [lay.neuron.reset for lay in back.layers if lay.neuron] == [lay.neuron.reset for lay in net.layers
+                                                                       if lay.neuron]
 
 
 def _tiny(neuron=None, **layer_kw):

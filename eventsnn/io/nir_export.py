@@ -43,20 +43,27 @@ step, the convention sinabs uses::
     IF:  V[t] = V[t-1] + r * I[t]
     LIF: V[t] = exp(-1/tau) * V[t-1] + r * I[t]
 
-What NIR's equations do not say is kept in each node's ``metadata`` (and in
-the graph's), so that ``read_nir_network`` restores the network exactly:
+What NIR's equations do not say is kept in the graph's ``metadata`` under
+``"eventsnn"``, one JSON string (``{"format": 1, "encoding", "decoding",
+"pool", "time", "nodes": {node: {...}}}``; node-level metadata makes nir 1.0.4's
+reader fail, and sinabs 3.1 pins nir<=1.0.4), so that
+``read_nir_network`` restores the network exactly. Per neuron node:
 
-* ``eventsnn_reset``: ``"zero"`` is NIR's own rule (``v <- v_reset = 0``);
+* ``reset``: ``"zero"`` is NIR's own rule (``v <- v_reset = 0``);
   ``"subtract"`` (``v <- v - v_threshold``, Rueckauer et al. 2017) is what
   sinabs' IAF/LIF and snnTorch's neurons do by default, but NIR's IF/LIF
   equations say reset-to-value, so it is said only here. ``strict=True``
   refuses it instead of writing it;
-* ``eventsnn_spike_rule``: ``"v >= v_threshold"`` (NIR writes ``v > v_thr``;
+* ``spike_rule``: ``"v >= v_threshold"`` (NIR writes ``v > v_thr``;
   sinabs fires at ``>=`` as eventsnn does);
-* ``eventsnn_v_init`` (initial potential as a fraction of the threshold; NIR
-  nodes have no initial state) and ``eventsnn_leak`` (the exact float32
+* ``v_init`` (initial potential as a fraction of the threshold; NIR
+  nodes have no initial state) and ``leak`` (the exact float32
   per-step factor, so tau round-trips without rounding);
-* graph: ``eventsnn_encoding``, ``eventsnn_decoding``, ``eventsnn_time``.
+* ``layer`` (the eventsnn layer name; NIR node names are sanitised for
+  HDF5) and, after a SumPool2d, ``threshold_factor``.
+
+``legacy=True`` (``eventsnn export --legacy``) writes a file that NIR readers
+before 1.0.6 accept: without the ``v_reset`` field.
 
 Refused, by name (NIR has no node for them, or they change the spikes):
 max-pool gates (``maxpool2d``), multi-spike neurons (``max_spikes > 1``),
@@ -66,6 +73,7 @@ subtraction, ``v_init != 0`` and Poisson input encoding.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -80,7 +88,8 @@ from .atomic import atomic_path
 EXPORTED_NODES = ("Input", "Output", "Conv2d", "Affine", "AvgPool2d", "SumPool2d", "Flatten", "Scale",
                   "IF", "LIF", "I", "LI")
 POOLS = ("avg", "sum")
-_META = "eventsnn_"
+_META_KEY = "eventsnn"   # graph metadata key of the JSON with what NIR's equations do not say
+_META_FORMAT = 1
 
 
 def _nir():
@@ -128,6 +137,7 @@ def to_nir_graph(net: Network, pool: str = "avg", strict: bool = False):
     for reserved in ("input", "output"):
         if reserved in names:
             raise NetworkError(f"layer {reserved!r}: the name is reserved for NIR's Input/Output nodes")
+    info = {"format": _META_FORMAT, "time": "discrete steps, dt = 1", "nodes": {}}
     users: dict = {}
     for layer in net.layers:
         for src in layer.inputs:
@@ -167,7 +177,7 @@ def to_nir_graph(net: Network, pool: str = "avg", strict: bool = False):
         in_shape = shapes[layer.inputs[0]] if layer.inputs else None
         src = layer.inputs[0] if layer.inputs else None
         syn = None        # the synapse node of this layer, if any
-        lmeta = {_META + "layer": layer.name}
+        lmeta = {"layer": layer.name}
         flat = False
         if layer.kind == "conv2d":
             if is_flat[src]:
@@ -180,7 +190,7 @@ def to_nir_graph(net: Network, pool: str = "avg", strict: bool = False):
                                     weight=np.ascontiguousarray(w.transpose(3, 2, 0, 1)),
                                     stride=tuple(int(s) for s in layer.stride),
                                     padding=tuple(int(p) for p in layer.padding), dilation=(1, 1), groups=1,
-                                    bias=bias, metadata=lmeta)
+                                    bias=bias)
         elif layer.kind == "dense":
             w = np.asarray(layer.weight, np.float32)
             src_layer = None if src == "input" else net.layer(src)
@@ -189,14 +199,14 @@ def to_nir_graph(net: Network, pool: str = "avg", strict: bool = False):
                 w = w[_hwc_to_chw_index(h, wd, c)]   # rows into NIR's CHW flatten order
             bias = np.zeros(w.shape[1], np.float32) if layer.bias is None else np.asarray(layer.bias, np.float32)
             syn = node_name(layer.name)
-            nodes[syn] = nir.Affine(weight=np.ascontiguousarray(w.T), bias=bias, metadata=lmeta)
+            nodes[syn] = nir.Affine(weight=np.ascontiguousarray(w.T), bias=bias)
             flat = True
         elif layer.kind == "avgpool2d":
             k = tuple(int(v) for v in layer.kernel)
             s = tuple(int(v) for v in layer.stride)
             syn = node_name(layer.name)
             cls = nir.AvgPool2d if pool == "avg" else nir.SumPool2d
-            nodes[syn] = cls(kernel_size=np.array(k), stride=np.array(s), padding=np.array((0, 0)), metadata=lmeta)
+            nodes[syn] = cls(kernel_size=np.array(k), stride=np.array(s), padding=np.array((0, 0)))
             if pool == "sum":
                 if n is None:
                     raise NetworkError(f"{where}: a neuron-less average pool cannot be written as SumPool2d "
@@ -205,8 +215,7 @@ def to_nir_graph(net: Network, pool: str = "avg", strict: bool = False):
         elif layer.kind == "flatten":
             h, wd, c = in_shape
             syn = node_name(layer.name)
-            nodes[syn] = nir.Flatten(input_type={"input": np.array((c, h, wd))}, start_dim=0, end_dim=-1,
-                                     metadata=lmeta)
+            nodes[syn] = nir.Flatten(input_type={"input": np.array((c, h, wd))}, start_dim=0, end_dim=-1)
             flat = True
         elif layer.kind == "add":
             pass
@@ -214,6 +223,8 @@ def to_nir_graph(net: Network, pool: str = "avg", strict: bool = False):
             raise NetworkError(f"{where}: layer kind {layer.kind!r} cannot be exported")
         flat = flat or (layer.kind == "add" and is_flat[src])
         is_flat[layer.name] = flat
+        if syn is not None:
+            info["nodes"][syn] = lmeta
 
         # what feeds this layer's synapse node (or, for add, its neuron node)
         target_of_inputs = syn
@@ -230,32 +241,32 @@ def to_nir_graph(net: Network, pool: str = "avg", strict: bool = False):
         nshape = _nir_shape(out_shape, flat)
         thr = _to_nir_layout(n.threshold, out_shape, flat)
         factor = sum_factor.get(layer.name, 1)
-        meta = {_META + "reset": n.reset, _META + "spike_rule": "v >= v_threshold",
-                _META + "v_init": float(n.v_init), _META + "leak": float(n.leak), _META + "kind": n.kind,
-                _META + "layer": layer.name}
+        meta = {"reset": n.reset, "spike_rule": "v >= v_threshold", "v_init": float(n.v_init),
+                "leak": float(n.leak), "kind": n.kind, "layer": layer.name}
         if factor != 1:
-            meta[_META + "threshold_factor"] = float(factor)
+            meta["threshold_factor"] = float(factor)
         membrane = layer.name == last and net.decoding == "membrane"
         if membrane:  # I / LI carry no threshold, but v_init is a fraction of it
-            meta[_META + "threshold"] = np.atleast_1d(np.asarray(n.threshold, np.float32))  # h5 needs >= 1-d
+            meta["threshold"] = np.asarray(n.threshold, np.float64).tolist()
         ones = np.ones(nshape, np.float32)
         zeros = np.zeros(nshape, np.float32)
         if n.kind == "if" or n.leak >= 1.0:
             if membrane:
-                neuron = nir.I(r=ones, metadata=meta)
+                neuron = nir.I(r=ones)
             else:
-                neuron = nir.IF(r=ones, v_threshold=(thr * factor).astype(np.float32), v_reset=zeros, metadata=meta)
+                neuron = nir.IF(r=ones, v_threshold=(thr * factor).astype(np.float32), v_reset=zeros)
         else:
             if not 0.0 < n.leak < 1.0:
                 raise NetworkError(f"{where}: leak {n.leak!r} has no NIR time constant (need 0 < leak <= 1)")
             tau = np.full(nshape, -1.0 / math.log(float(n.leak)), np.float32)
             if membrane:
-                neuron = nir.LI(tau=tau, r=ones, v_leak=zeros, metadata=meta)
+                neuron = nir.LI(tau=tau, r=ones, v_leak=zeros)
             else:
                 neuron = nir.LIF(tau=tau, r=ones, v_leak=zeros, v_threshold=(thr * factor).astype(np.float32),
-                                 v_reset=zeros, metadata=meta)
+                                 v_reset=zeros)
         nname = node_name(f"{layer.name}_{'lif' if n.kind == 'lif' else 'if'}")
         nodes[nname] = neuron
+        info["nodes"][nname] = meta
         if target_of_inputs is not None:
             edges.append((syn, nname))
         else:
@@ -275,21 +286,33 @@ def to_nir_graph(net: Network, pool: str = "avg", strict: bool = False):
     out_shape = _nir_shape(shapes[last], is_flat[last])
     nodes["output"] = nir.Output(output_type={"output": np.array(out_shape)})
     edges.append((out_node[last], "output"))
-    meta = {_META + "encoding": net.encoding, _META + "decoding": net.decoding,
-            _META + "time": "discrete steps, dt = 1", _META + "pool": pool}
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+    info["encoding"], info["decoding"], info["pool"] = net.encoding, net.decoding, pool
+    # One JSON string in the graph's metadata: nir 1.0.4's reader (sinabs 3.1 pins nir<=1.0.4)
+    # fails on any node-level metadata, but accepts the graph's.
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={_META_KEY: json.dumps(info, sort_keys=True)})
 
 
-def write_nir(net: Network, path, pool: str = "avg", strict: bool = False) -> str:
-    """Write ``net`` as a NIR file at ``path`` (atomically: nothing is left on failure). Returns the path."""
-    _write(to_nir_graph(net, pool=pool, strict=strict), os.fspath(path))
+def write_nir(net: Network, path, pool: str = "avg", strict: bool = False, legacy: bool = False) -> str:
+    """Write ``net`` as a NIR file at ``path`` (atomically: nothing is left on failure). Returns the path.
+
+    ``legacy=True`` leaves out the IF/LIF ``v_reset`` field (always 0 here), which NIR readers before
+    1.0.6 reject (sinabs 3.1 pins nir<=1.0.4); they reset to 0 anyway.
+    """
+    _write(to_nir_graph(net, pool=pool, strict=strict), os.fspath(path), legacy)
     return os.fspath(path)
 
 
-def _write(graph, path: str) -> None:
+def _write(graph, path: str, legacy: bool = False) -> None:
     nir = _nir()
     with atomic_path(path) as tmp:
         nir.write(tmp, graph)
+        if legacy:
+            import h5py
+
+            with h5py.File(tmp, "r+") as f:
+                for node in f["node/nodes"].values():
+                    if node["type"][()] in (b"IF", b"LIF") and "v_reset" in node:
+                        del node["v_reset"]
 
 
 # -- reading a spiking NIR graph back ------------------------------------------------------------------
@@ -311,6 +334,21 @@ def _meta_value(v):
     return arr
 
 
+def _read_info(path, graph) -> dict:
+    """The eventsnn JSON in the graph metadata (written by write_nir), or {"nodes": {}} for other files."""
+    raw = (getattr(graph, "metadata", None) or {}).get(_META_KEY)
+    if raw is None:
+        return {"nodes": {}}
+    try:
+        info = json.loads(_meta_value(raw))
+        if not isinstance(info, dict) or not isinstance(info.get("nodes", {}), dict):
+            raise ValueError("not a JSON object with a 'nodes' object")
+    except ValueError as exc:
+        raise NetworkError(f"{path}: the graph metadata {_META_KEY!r} is not eventsnn's JSON ({exc})") from None
+    info.setdefault("nodes", {})
+    return info
+
+
 class _Reader:
     """NIR graph -> spiking Network (the inverse of to_nir_graph; see read_nir_network)."""
 
@@ -319,14 +357,14 @@ class _Reader:
         self.graph = graph
         self.layers: list = []
         self.names: set = set()
+        self.info = _read_info(path, graph)
 
     def fail(self, name, node, msg):
         raise NetworkError(f"{self.path}: node {name!r} ({type(node).__name__}): {msg}")
 
     def original(self, name):
         """The eventsnn layer name write_nir recorded for a node, else the node's own name."""
-        meta = getattr(self.graph.nodes[name], "metadata", None) or {}
-        return str(_meta_value(meta.get(_META + "layer", name)))
+        return str(self.info["nodes"].get(name, {}).get("layer", name))
 
     def unique(self, base):
         name, k = base, 1
@@ -369,7 +407,7 @@ class _Reader:
         if len(order) != len(nodes):
             raise NetworkError(f"{self.path}: the graph has a cycle (recurrent connections); only feed-forward "
                                f"graphs can be read")
-        meta = {k: _meta_value(v) for k, v in (getattr(g, "metadata", None) or {}).items()}
+        meta = self.info
         acts: dict = {}
         decoding = "spikes"
         input_shape = None
@@ -418,8 +456,8 @@ class _Reader:
         if self.layers[-1].name != out_layer["layer"]:
             raise NetworkError(f"{self.path}: the Output is not fed by the last layer")
         net = Network(input_shape=input_shape, layers=self.layers,
-                      encoding=str(meta.get(_META + "encoding", "direct")),
-                      decoding=str(meta.get(_META + "decoding", decoding)),
+                      encoding=str(meta.get("encoding", "direct")),
+                      decoding=str(meta.get("decoding", decoding)),
                       provenance={"format": "nir", "path": self.path})
         infer_shapes(net)
         return net
@@ -540,7 +578,7 @@ class _Reader:
 
     def neuron(self, name, node, xs, ps):
         kind = type(node).__name__
-        meta = {k: _meta_value(v) for k, v in (getattr(node, "metadata", None) or {}).items()}
+        meta = self.info["nodes"].get(name, {})
         if len(xs) == 1 and xs[0].get("pending"):
             x = xs[0]
             layer = self.layers[-1] if self.layers and self.layers[-1].name == x["layer"] else \
@@ -566,12 +604,12 @@ class _Reader:
             if v_reset is not None and np.any(np.asarray(v_reset) != 0):
                 self.fail(name, node, "v_reset != 0 is not supported (eventsnn resets to 0 or by subtraction)")
             thr = self._uniform_channels(name, node, node.v_threshold, x, "v_threshold")
-            mfactor = float(meta.get(_META + "threshold_factor", factor))
+            mfactor = float(meta.get("threshold_factor", factor))
             if factor != 1:
                 thr = (np.asarray(thr, np.float64) / mfactor).astype(np.float32)
                 thr = float(thr) if thr.ndim == 0 else thr
         else:
-            thr = meta.get(_META + "threshold", 1.0)
+            thr = meta.get("threshold", 1.0)
             thr = np.asarray(thr, np.float32).reshape(-1)
             thr = float(thr[0]) if thr.size == 1 else thr
             if factor != 1:
@@ -582,14 +620,14 @@ class _Reader:
             tau = np.asarray(node.tau, np.float64).reshape(-1)
             if not np.all(tau == tau[0]) or not tau[0] > 0:
                 self.fail(name, node, "tau must be positive and the same for every neuron")
-            leak = float(meta.get(_META + "leak", math.exp(-1.0 / float(tau[0]))))
+            leak = float(meta.get("leak", math.exp(-1.0 / float(tau[0]))))
             nkind = "lif"
         else:
             leak, nkind = 1.0, "if"
-        reset = str(meta.get(_META + "reset", "zero"))  # NIR's own rule: v <- v_reset (= 0)
+        reset = str(meta.get("reset", "zero"))  # NIR's own rule: v <- v_reset (= 0)
         if reset not in ("subtract", "zero"):
             self.fail(name, node, f"metadata reset {reset!r} is not 'subtract' or 'zero'")
-        layer.neuron = Neuron(nkind, thr, reset, leak, float(meta.get(_META + "v_init", 0.0)))
+        layer.neuron = Neuron(nkind, thr, reset, leak, float(meta.get("v_init", 0.0)))
         return {"layer": layer.name, "shape": x["shape"], "flat": x["flat"]}
 
 
@@ -618,12 +656,12 @@ def read_nir_network(path) -> Network:
     return _Reader(path, graph).run()
 
 
-def export_summary(net: Network, path, pool: str = "avg", strict: bool = False) -> str:
+def export_summary(net: Network, path, pool: str = "avg", strict: bool = False, legacy: bool = False) -> str:
     """Write ``net`` to ``path`` (:func:`write_nir`) and return the one-paragraph report the CLI prints:
     the NIR nodes written and what NIR's equations leave to the eventsnn metadata."""
     graph = to_nir_graph(net, pool=pool, strict=strict)
     path = os.fspath(path)
-    _write(graph, path)
+    _write(graph, path, legacy)
     counts: dict = {}
     for node in graph.nodes.values():
         counts[type(node).__name__] = counts.get(type(node).__name__, 0) + 1
