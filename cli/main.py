@@ -212,7 +212,9 @@ def _simulate(net_path, data_path, options, checkpoints, no_progress, command):
             if no_progress or x.shape[0] <= 1:
                 result = run_dataset(net, x, **kwargs)
             else:
-                with click.progressbar(length=x.shape[0], label="Simulating", file=sys.stderr) as bar:
+                from eventsnn.progress import Progress  # compile notice, ETA after the first sample
+
+                with Progress(x.shape[0], "Simulating") as bar:
                     result = run_dataset(net, x, progress=bar.update, **kwargs)
     return result, settings, data.source
 
@@ -288,7 +290,9 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
         if no_progress:
             net, report = convert_ann(ann, x, **kwargs)
         else:
-            with click.progressbar(length=x.shape[0], label=f"Calibrating ({method})", file=sys.stderr) as bar:
+            from eventsnn.progress import Progress
+
+            with Progress(x.shape[0], f"Calibrating ({method})", notice=None if method == "spike-norm" else False) as bar:
                 net, report = convert_ann(ann, x, progress=lambda n: bar.update(int(n)), **kwargs)
         net.provenance["calibration"] = {"path": os.path.abspath(calibration_path), "source": data.source}
         save_network(net, output)
