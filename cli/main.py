@@ -384,6 +384,11 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
     else:
         options = {"timesteps": timesteps, "samples": samples, "encoding": encoding, "mode": mode,
                    "seed": seed, "poisson_rate": poisson_rate, "order": order}
+        click.echo("energy-report: no RESULTS file given, so the network is simulated first "
+                   f"({'--net' if net_path else 'the shipped network'} on "
+                   f"{f'{samples} samples' if samples else 'every sample'} of "
+                   f"{'--data' if data_path else 'the shipped Fashion-MNIST images'}; "
+                   "`eventsnn run --output R.h5` then `eventsnn energy-report R.h5` reuses a run)", err=True)
         result, settings, _ = _simulate(net_path, data_path, options, None, no_progress,
                                         "eventsnn energy-report")
         source = settings["network"]
@@ -393,10 +398,12 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
     doc["source"] = source
     if csv_path:
         _write_csv(csv_path, report)
+        click.echo(f"energy-report: wrote the table as CSV to {os.path.abspath(csv_path)}", err=True)
     if plot_path:
         with _user_errors():
             from eventsnn.plots import plot_energy
             plot_energy(report, plot_path)
+        click.echo(f"energy-report: wrote the plot to {os.path.abspath(plot_path)}", err=True)
     if as_json:
         click.echo(json.dumps(doc))
         return
@@ -459,12 +466,7 @@ def _energy_lines(report, source):
                    + (f"the SNN needs {1 / t['snn_over_ann']:.2f}x less energy than the ANN."
                       if t["snn_over_ann"] < 1 else
                       f"the SNN needs {t['snn_over_ann']:.2f}x the ANN's energy."))
-    if t["rate_estimate_syn_ops"]:
-        exact_spiking = sum(r["syn_ops"] for r in report.rows if r.get("rate_estimate_syn_ops"))
-        out.append(f"A rate-based estimate (input rate x the layers' synapses x T) would say {t['rate_estimate_syn_ops']:,.0f} "
-                   f"synaptic ops where the exact count is {exact_spiking:,.0f} "
-                   f"({t['rate_estimate_syn_ops'] / max(exact_spiking, 1):.3f}x).")
-    return out
+    return out + report.notes()
 
 
 if __name__ == "__main__":  # pragma: no cover
