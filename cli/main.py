@@ -113,7 +113,10 @@ _RUN_OPTIONS = [
     click.option("--encoding", type=click.Choice(["direct", "poisson"]), default=None,
                  help="Input coding [default: the network's]."),
     click.option("--mode", type=click.Choice(["discrete", "continuous"]), default="discrete",
-                 show_default=True, help="Time mode."),
+                 show_default=True,
+                 help="Time mode. continuous: float64 spike times and synaptic delays; the input must be "
+                      "spikes, so a net with direct (analog) input such as the shipped one needs "
+                      "--encoding poisson."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Poisson encoder."),
     click.option("--poisson-rate", type=click.FloatRange(min=0, min_open=True), default=1.0,
                  show_default=True, help="Scale of the Poisson spike probability per step."),
@@ -200,6 +203,9 @@ def _simulate(net_path, data_path, options, checkpoints, no_progress, command):
         if data_path is None:
             data_path = _shipped(stack, DEFAULT_DATA, "data set", "--data")
         with _user_errors():
+            from eventsnn.io.models import not_a_network
+
+            not_a_network(net_path)  # an ONNX/Keras/NIR model: say to convert it
             net = load_network(net_path)
             data = load_dataset(data_path, limit=options["samples"])
         x = _match_input(data.x, net.input_shape, data_path)
@@ -333,10 +339,12 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
 def export(net_path, output, pool, strict, legacy):
     """Export NET.h5 as a NIR graph (Lava, sinabs, Rockpool, snnTorch, Norse, Spyx, Nengo read NIR)."""
     from eventsnn.io import load_network
+    from eventsnn.io.models import not_a_network
     from eventsnn.io.nir_export import export_summary
 
     _check_output_dir(output)
     with _user_errors():
+        not_a_network(net_path)
         click.echo(export_summary(load_network(net_path), output, pool=pool, strict=strict, legacy=legacy))
 
 
