@@ -28,7 +28,7 @@ from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"(?P<marker><!-- not run: [^>]*-->\s*\n)?^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```\s*$",
+FENCE = re.compile(r"(?P<marker><!-- not run: [^>]*-->\s*\n)?^```(?P<lang>[^\n`]*)\n(?P<body>.*?)^```\s*$",
                    re.S | re.M)
 
 
