@@ -298,7 +298,9 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
         else:
             from eventsnn.progress import Progress
 
-            with Progress(x.shape[0], f"Calibrating ({method})", notice=None if method == "spike-norm" else False) as bar:
+            # only spike-norm simulates (and compiles kernels); the other methods run the ANN
+            notice = None if method == "spike-norm" else False
+            with Progress(x.shape[0], f"Calibrating ({method})", notice=notice) as bar:
                 net, report = convert_ann(ann, x, progress=lambda n: bar.update(int(n)), **kwargs)
         net.provenance["calibration"] = {"path": os.path.abspath(calibration_path), "source": data.source}
         save_network(net, output)

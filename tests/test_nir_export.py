@@ -127,11 +127,21 @@ def test_residual_lif_membrane_net_round_trips(tmp_path):
     assert_same_spikes(a, b, net, back)
 
 
-@pytest.mark.parametrize("seed", [1, 3, 5, 9])
+def _avgpool_seeds(n=4):
+    """The first n seeds whose random net has a spiking average pool and no max pool."""
+    seeds = []
+    for seed in range(200):
+        kinds = {layer.kind for layer in _exportable(seed)[1].layers}
+        if "avgpool2d" in kinds and "maxpool2d" not in kinds:
+            seeds.append(seed)
+        if len(seeds) == n:
+            return seeds
+    raise AssertionError("netgen no longer makes average pools")
+
+
+@pytest.mark.parametrize("seed", _avgpool_seeds())
 def test_sum_pool_export_gives_identical_spikes(seed, tmp_path):
     rng, net = _exportable(seed)
-    if not any(layer.kind == "avgpool2d" for layer in net.layers):
-        pytest.skip("no avg pool in this random net")
     graph = to_nir_graph(net, pool="sum")
     assert any(type(n).__name__ == "SumPool2d" for n in graph.nodes.values())
     back = roundtrip(net, tmp_path, pool="sum")
