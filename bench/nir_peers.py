@@ -6,7 +6,8 @@ avgpool2 IF -> flatten -> dense(10) IF; threshold 1, reset by subtraction,
 v_init 0, direct input), weights and biases on the 2^-8 grid so float32 sums
 are exact in any order, inputs Fashion-MNIST pixels / 256 (also on the grid).
 
-    python bench/nir_peers.py            # eventsnn side, then the sinabs side in /work/peers-venv
+    bench/run_nir_peers.sh               # creates bench/.venv-peers if missing, then runs this
+    python bench/nir_peers.py            # eventsnn side, then the sinabs side in bench/.venv-peers
     python bench/nir_peers.py --peers-python PATH/TO/python
 
 The eventsnn side builds the net, writes it with ``eventsnn.io.nir_export.write_nir``
@@ -142,7 +143,8 @@ def main():
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--timesteps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--peers-python", default=os.environ.get("PEERS_PYTHON", "/work/peers-venv/bin/python"))
+    ap.add_argument("--peers-python", default=os.environ.get("PEERS_PYTHON", os.path.join(HERE, ".venv-peers", "bin", "python")),
+                    help="the peers' interpreter (torch + sinabs + nir); default bench/.venv-peers or $PEERS_PYTHON")
     ap.add_argument("--side", choices=["eventsnn", "sinabs"], default="eventsnn")
     ap.add_argument("--nir", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=os.path.join(HERE, "results", "nir_peers.json"))
