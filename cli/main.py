@@ -113,7 +113,10 @@ _RUN_OPTIONS = [
     click.option("--encoding", type=click.Choice(["direct", "poisson"]), default=None,
                  help="Input coding [default: the network's]."),
     click.option("--mode", type=click.Choice(["discrete", "continuous"]), default="discrete",
-                 show_default=True, help="Time mode."),
+                 show_default=True,
+                 help="Time mode. continuous: float64 spike times and synaptic delays; the input must be "
+                      "spikes, so a net with direct (analog) input such as the shipped one needs "
+                      "--encoding poisson."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Poisson encoder."),
     click.option("--poisson-rate", type=click.FloatRange(min=0, min_open=True), default=1.0,
                  show_default=True, help="Scale of the Poisson spike probability per step."),
@@ -200,6 +203,9 @@ def _simulate(net_path, data_path, options, checkpoints, no_progress, command):
         if data_path is None:
             data_path = _shipped(stack, DEFAULT_DATA, "data set", "--data")
         with _user_errors():
+            from eventsnn.io.models import not_a_network
+
+            not_a_network(net_path)  # an ONNX/Keras/NIR model: say to convert it
             net = load_network(net_path)
             data = load_dataset(data_path, limit=options["samples"])
         x = _match_input(data.x, net.input_shape, data_path)
@@ -212,7 +218,9 @@ def _simulate(net_path, data_path, options, checkpoints, no_progress, command):
             if no_progress or x.shape[0] <= 1:
                 result = run_dataset(net, x, **kwargs)
             else:
-                with click.progressbar(length=x.shape[0], label="Simulating", file=sys.stderr) as bar:
+                from eventsnn.progress import Progress  # compile notice, ETA after the first sample
+
+                with Progress(x.shape[0], "Simulating") as bar:
                     result = run_dataset(net, x, progress=bar.update, **kwargs)
     return result, settings, data.source
 
@@ -288,7 +296,11 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
         if no_progress:
             net, report = convert_ann(ann, x, **kwargs)
         else:
-            with click.progressbar(length=x.shape[0], label=f"Calibrating ({method})", file=sys.stderr) as bar:
+            from eventsnn.progress import Progress
+
+            # only spike-norm simulates (and compiles kernels); the other methods run the ANN
+            notice = None if method == "spike-norm" else False
+            with Progress(x.shape[0], f"Calibrating ({method})", notice=notice) as bar:
                 net, report = convert_ann(ann, x, progress=lambda n: bar.update(int(n)), **kwargs)
         net.provenance["calibration"] = {"path": os.path.abspath(calibration_path), "source": data.source}
         save_network(net, output)
@@ -315,6 +327,27 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
         thr = report.thresholds.get(layer.name)
         click.echo(f"{layer.name:<16} {layer.kind:<10} {'-' if scale is None else f'{scale:.5g}':>12} "
                    f"{'-' if thr is None else f'{thr:.5g}':>12}")
+
+
+@main.command()
+@click.argument("net_path", metavar="NET.h5", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="NIR file to write.")
+@click.option("--pool", type=click.Choice(["avg", "sum"]), default="avg", show_default=True,
+              help="Average pools as AvgPool2d, or as SumPool2d with the threshold times the window (sinabs).")
+@click.option("--strict", is_flag=True,
+              help="Refuse what NIR's equations cannot say (reset by subtraction, v_init, Poisson input) "
+                   "instead of recording it in metadata.")
+@click.option("--legacy", is_flag=True, help="Leave out v_reset (always 0) for NIR readers before 1.0.6 (sinabs 3.1).")
+def export(net_path, output, pool, strict, legacy):
+    """Export NET.h5 as a NIR graph (Lava, sinabs, Rockpool, snnTorch, Norse, Spyx, Nengo read NIR)."""
+    from eventsnn.io import load_network
+    from eventsnn.io.models import not_a_network
+    from eventsnn.io.nir_export import export_summary
+
+    _check_output_dir(output)
+    with _user_errors():
+        not_a_network(net_path)
+        click.echo(export_summary(load_network(net_path), output, pool=pool, strict=strict, legacy=legacy))
 
 
 @main.command("energy-report")
@@ -361,6 +394,11 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
     else:
         options = {"timesteps": timesteps, "samples": samples, "encoding": encoding, "mode": mode,
                    "seed": seed, "poisson_rate": poisson_rate, "order": order}
+        click.echo("energy-report: no RESULTS file given, so the network is simulated first "
+                   f"({'--net' if net_path else 'the shipped network'} on "
+                   f"{f'{samples} samples' if samples else 'every sample'} of "
+                   f"{'--data' if data_path else 'the shipped Fashion-MNIST images'}; "
+                   "`eventsnn run --output R.h5` then `eventsnn energy-report R.h5` reuses a run)", err=True)
         result, settings, _ = _simulate(net_path, data_path, options, None, no_progress,
                                         "eventsnn energy-report")
         source = settings["network"]
@@ -370,10 +408,12 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
     doc["source"] = source
     if csv_path:
         _write_csv(csv_path, report)
+        click.echo(f"energy-report: wrote the table as CSV to {os.path.abspath(csv_path)}", err=True)
     if plot_path:
         with _user_errors():
             from eventsnn.plots import plot_energy
             plot_energy(report, plot_path)
+        click.echo(f"energy-report: wrote the plot to {os.path.abspath(plot_path)}", err=True)
     if as_json:
         click.echo(json.dumps(doc))
         return
@@ -436,12 +476,7 @@ def _energy_lines(report, source):
                    + (f"the SNN needs {1 / t['snn_over_ann']:.2f}x less energy than the ANN."
                       if t["snn_over_ann"] < 1 else
                       f"the SNN needs {t['snn_over_ann']:.2f}x the ANN's energy."))
-    if t["rate_estimate_syn_ops"]:
-        exact_spiking = sum(r["syn_ops"] for r in report.rows if r.get("rate_estimate_syn_ops"))
-        out.append(f"A rate-based estimate (input rate x the layers' synapses x T) would say {t['rate_estimate_syn_ops']:,.0f} "
-                   f"synaptic ops where the exact count is {exact_spiking:,.0f} "
-                   f"({t['rate_estimate_syn_ops'] / max(exact_spiking, 1):.3f}x).")
-    return out
+    return out + report.notes()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,8 @@ The main entry points, imported lazily (so ``import eventsnn`` does not load Num
 - :func:`load_dataset` — IDX, CIFAR binary and ``.npz`` data sets;
 - :func:`run_dataset` — simulate a whole data set and keep every count;
 - :func:`convert` — ANN-to-SNN conversion; :func:`read_model` — ONNX, Keras HDF5, NIR;
+- :func:`write_nir` / :func:`read_nir_network` — a spiking network to and from a NIR graph;
+- ``eventsnn.data.path(name)`` — the shipped default network and images, from any folder;
 - :class:`Network`, :class:`Layer`, :class:`Neuron` — building networks in code.
 """
 
@@ -23,6 +25,8 @@ _EXPORTS = {
     "load_results": "eventsnn.results",
     "convert": "eventsnn.convert",
     "read_model": "eventsnn.io.models",
+    "write_nir": "eventsnn.io.nir_export",
+    "read_nir_network": "eventsnn.io.nir_export",
     "energy_report": "eventsnn.energy",
     "Network": "eventsnn.network",
     "Layer": "eventsnn.network",
@@ -41,3 +45,8 @@ def __getattr__(name):
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'eventsnn' has no attribute {name!r}")
+
+
+def __dir__():
+    """The lazily imported names too, so tab completion and dir(eventsnn) show them."""
+    return sorted(set(globals()) | set(_EXPORTS))

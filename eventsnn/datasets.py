@@ -112,6 +112,9 @@ def load_dataset(path: str | os.PathLike, limit: int | None = None) -> Dataset:
         len(head) == 4 and head[:2] == b"\0\0" and head[2] in _IDX_DTYPES and head[3] > 0
     ):
         return _load_idx(p, limit)
+    cifar100 = _sniff_cifar(p)
+    if cifar100 is not None:
+        return _load_cifar(p, limit, cifar100=cifar100)
     raise _error(
         p,
         "unknown data set format (expected IDX '*-idx*-ubyte[.gz]', CIFAR "
@@ -301,6 +304,28 @@ def _load_idx(path: Path, limit: int | None) -> Dataset:
 
 # --------------------------------------------------------------------------
 # CIFAR
+
+
+def _sniff_cifar(path: Path) -> bool | None:
+    """CIFAR binary batches recognised by content, whatever their name (e.g. ``calib_batch.bin``).
+
+    CIFAR-10 records are 1 label byte + 3072 pixel bytes, CIFAR-100 records a
+    coarse (< 20) and a fine (< 100) label byte + 3072 (the format of
+    https://www.cs.toronto.edu/~kriz/cifar.html). A file is taken as one when
+    its size is a whole number of records and every record's label bytes are
+    in range; returns ``cifar100`` (False / True), or None when neither fits or
+    both do.
+    """
+    size = path.stat().st_size
+    fits = []
+    for cifar100, n_label, limits in ((False, 1, (10,)), (True, 2, (20, 100))):
+        record = n_label + _CIFAR_PIXELS
+        if size == 0 or size % record:
+            continue
+        raw = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, record)
+        if all(int(raw[:, k].max()) < lim for k, lim in enumerate(limits)):
+            fits.append(cifar100)
+    return fits[0] if len(fits) == 1 else None
 
 
 def _load_cifar(path: Path, limit: int | None, *, cifar100: bool) -> Dataset:

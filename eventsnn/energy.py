@@ -148,6 +148,37 @@ class EnergyReport:
                 "first_layer": self.first_layer, "timesteps": self.timesteps, "samples": self.samples,
                 "per_sample": True, "layers": self.rows, "totals": self.totals}
 
+    def notes(self) -> list:
+        """Sentences that explain the table: what the rate estimate covers, and how the first layer is priced.
+
+        The rate estimate exists only for layers fed by spikes through synapses; the
+        analog first layer (MACs, priced as such) and max-pool gates (no synapses)
+        have none, so the exact count it is compared with leaves them out, and the
+        sentence says which, with their ops, so it adds up to the table's total.
+        """
+        out = []
+        t = self.totals
+        if t["rate_estimate_syn_ops"]:
+            covered = [r for r in self.rows if r.get("rate_estimate_syn_ops")]
+            left = [r for r in self.rows if not r.get("rate_estimate_syn_ops") and (r["syn_ops"] or r["analog_macs"])]
+            exact = sum(r["syn_ops"] for r in covered)
+            out.append(f"A rate-based estimate (input rate x the layers' synapses x T) would say "
+                       f"{t['rate_estimate_syn_ops']:,.0f} synaptic ops where the exact count is {exact:,.0f} "
+                       f"({t['rate_estimate_syn_ops'] / max(exact, 1):.3f}x), over the {len(covered)} layers "
+                       f"fed by spikes through synapses.")
+            if left:
+                parts = [f"{r['layer']} ({r['syn_ops']:,.0f} syn ops"
+                         + (f", {r['analog_macs']:,.0f} analog MACs)" if r["analog_macs"] else ")") for r in left]
+                out.append(f"Left out of that comparison (no rate estimate: analog input or max-pool gate), "
+                           f"but in the table's total of {t['syn_ops']:,.0f} syn ops: " + "; ".join(parts) + ".")
+        for r in self.rows:
+            if r["analog_macs"]:
+                out.append(f"First layer {r['layer']}: the SNN's {r['analog_macs']:,.0f} analog MACs are those of "
+                           f"the non-zero input values only (event-driven, a zero costs nothing"
+                           + (", times T" if self.first_layer == "per-step" else "")
+                           + f"); the ANN's {r['ann_macs']:,} MACs are dense, zeros included.")
+        return out
+
 
 def energy_report(result: RunResult, profile: Profile, first_layer: str = "once") -> EnergyReport:
     """Per-layer and total energy per sample (picojoules) of a run."""

@@ -1,7 +1,7 @@
 """Run a network over a data set and keep every count: per sample, per layer, per step.
 
 ``RunResult.save`` writes HDF5 (format ``eventsnn.results`` version 1) through a
-temporary file renamed into place:
+temporary file renamed into place::
 
     /            attrs: format, version, settings (JSON), layers (JSON list)
     neurons      int64[L]            neurons per layer (L: input + spiking layers)

@@ -128,7 +128,7 @@ def test_cli_energy_report_from_results_file(tmp_path):
     res = runner.invoke(main, ["energy-report", str(out), "--json", "--profile", "loihi",
                                "--csv", str(tmp_path / "e.csv"), "--plot", str(tmp_path / "e.png")])
     assert res.exit_code == 0, res.output
-    doc = json.loads(res.output)
+    doc = json.loads(res.stdout)  # where the files went is said on stderr
     loaded = load_results(out)
     assert doc["totals"]["syn_ops"] == pytest.approx(loaded.syn_ops[:, 1:].sum() / 3)
     assert doc["profile"]["name"] == "loihi" and "neuron updates" in doc["profile"]["terms"]

@@ -52,3 +52,22 @@ def read_model(path, fmt: str = "auto") -> AnnGraph:
         graph = read_nir(path)
     graph.source.setdefault("format", fmt)
     return graph
+
+
+def not_a_network(path) -> None:
+    """Raise :class:`~eventsnn.errors.NetworkError` with the command to use when ``path`` is a model file
+    (ONNX, Keras HDF5, NIR) given where an eventsnn network file is expected; otherwise do nothing."""
+    from ..errors import NetworkError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        return
+    try:
+        fmt = detect_format(path)
+    except ConversionError:
+        return  # not a model either: the network loader gives its own message
+    what = {"onnx": "an ONNX model", "keras": "a Keras HDF5 model", "nir": "a NIR graph"}[fmt]
+    hint = (f"convert it first: eventsnn convert {path} -o NET.h5 --calibration DATA"
+            + ("; a spiking NIR graph written by `eventsnn export` reads back with "
+               "eventsnn.io.nir_export.read_nir_network" if fmt == "nir" else ""))
+    raise NetworkError(f"{path}: {what}, not an eventsnn network file; {hint}")
