@@ -48,7 +48,7 @@ def test_geometry_decode_compiles_for_cuda():
         if i < out.shape[0]:
             out[i] = physics.fanout_count(conn_i, geo, 0, i)
             ny, y0, ky0, nx, x0, kx0 = physics.fanin_entry(conn_i, fgeo, 0, i)
-            out[i] += ny * nx + physics.conv_weight_index(conn_i, 0, 0, ky0, kx0)
+            out[i] += ny * nx + physics.conv_weight_index(conn_i[0, 15], 3, 3, 8, 0, ky0, kx0)
 
     ptx, _ = _compile_ptx_or_skip(fan, (int64[:, :], int32[:], int32[:], int64[:]))
     assert "NVVM Compiler" in ptx and "ret;" in ptx

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import inline_kernel
-from .layout import C_CI, C_CO, C_HI, C_KIND, C_SX, C_SY, C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_IDENT, K_POOL
+from .layout import C_CI, C_CO, C_HI, C_KH, C_KIND, C_KW, C_SX, C_SY, C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_IDENT, K_POOL
 from .physics import conv_weight_index, fanin_entry, fanout_count, fanout_entry
 
 
@@ -87,7 +87,7 @@ def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn,
         touch(tflag, tlist, tn, uoff, pop, idx)
         return 1
     ci, wo, co = conn_i[conn, C_CI], conn_i[conn, C_WO], conn_i[conn, C_CO]
-    sy, sx = conn_i[conn, C_SY], conn_i[conn, C_SX]
+    kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
     ny, oy0, ky0, nx, ox0, kx0, c = fanout_entry(conn_i, geo, conn, idx)
     if ny == 0 or nx == 0:
         return 0
@@ -98,7 +98,7 @@ def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn,
             for b in range(nx):
                 ox = ox0 - b
                 kx = kx0 + b * sx
-                wbase = conv_weight_index(conn_i, conn, c, ky, kx)
+                wbase = conv_weight_index(woff, kh, kw, co, c, ky, kx)
                 pos = oy * wo + ox
                 _axpy(buf, doff + pos * co, weights, wbase, co, scale)
                 if block > 1:
@@ -139,14 +139,14 @@ def fanout_targets(conn_i, geo, conn, idx, out_idx, out_w):
         out_w[0] = woff
         return 1
     ci, wo = conn_i[conn, C_CI], conn_i[conn, C_WO]
-    sy, sx = conn_i[conn, C_SY], conn_i[conn, C_SX]
+    kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
     ny, oy0, ky0, nx, ox0, kx0, c = fanout_entry(conn_i, geo, conn, idx)
     n = 0
     for a in range(ny):
         for b in range(nx):
             pos = (oy0 - a) * wo + (ox0 - b)
             if kind == K_CONV:
-                wbase = conv_weight_index(conn_i, conn, c, ky0 + a * sy, kx0 + b * sx)
+                wbase = conv_weight_index(woff, kh, kw, co, c, ky0 + a * sy, kx0 + b * sx)
                 for j in range(co):
                     out_idx[n] = pos * co + j
                     out_w[n] = wbase + j
@@ -179,6 +179,7 @@ def fanin_sources(conn_i, fgeo, conn, idx, out_idx, out_w):
         out_w[0] = woff
         return 1
     ci, wi = conn_i[conn, C_CI], conn_i[conn, C_WI]
+    kh, kw = conn_i[conn, C_KH], conn_i[conn, C_KW]
     if kind == K_CONV:
         pos = idx // co
         cout = idx - pos * co
@@ -193,7 +194,7 @@ def fanin_sources(conn_i, fgeo, conn, idx, out_idx, out_w):
             if kind == K_CONV:
                 for c in range(ci):
                     out_idx[n] = src_pos * ci + c
-                    out_w[n] = conv_weight_index(conn_i, conn, c, ky0 + a, kx0 + b) + cout
+                    out_w[n] = conv_weight_index(woff, kh, kw, co, c, ky0 + a, kx0 + b) + cout
                     n += 1
             else:
                 out_idx[n] = src_pos * ci + cout

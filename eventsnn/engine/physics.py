@@ -31,7 +31,7 @@ import numpy as np
 
 from .geometry import GEO_FIELDS
 from .jit import inline_kernel
-from .layout import C_CI, C_CO, C_CSHIFT, C_FGEO, C_GEO, C_KH, C_KIND, C_KW, C_WOFF, K_CONV, K_DENSE, K_IDENT
+from .layout import C_CI, C_CO, C_CSHIFT, C_FGEO, C_GEO, C_KIND, K_CONV, K_DENSE, K_IDENT
 
 
 def device_function(fn):
@@ -124,10 +124,12 @@ def fanin_entry(conn_i, fgeo, c, pos):
 
 
 @device_function
-def conv_weight_index(conn_i, c, ch_in, ky, kx):
-    """Index in Params.weights of the C_out weights of (input channel, tap) of conv ``c``
-    (stored (C_in, kh, kw, C_out), so one source's taps are one contiguous block)."""
-    return conn_i[c, C_WOFF] + ((ch_in * conn_i[c, C_KH] + ky) * conn_i[c, C_KW] + kx) * conn_i[c, C_CO]
+def conv_weight_index(woff, kh, kw, co, ch_in, ky, kx):
+    """Index in Params.weights of the C_out weights of (input channel, tap) of a conv whose
+    block starts at ``woff`` (stored (C_in, kh, kw, C_out), so one source's taps are one
+    contiguous block). Plain integers: callers read the connection's row once, outside
+    their tap loops (a table read inside them is reloaded after every store to the membrane)."""
+    return woff + ((ch_in * kh + ky) * kw + kx) * co
 
 
 @device_function
