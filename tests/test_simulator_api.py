@@ -82,6 +82,23 @@ def test_snapshot_restore_then_run_equals_uninterrupted():
     np.testing.assert_array_equal(first[1], second[1])
 
 
+def test_restore_keeps_the_aligned_arrays_and_parameters():
+    """restore() copies into the existing arrays: the 64-byte alignment the vector loops rely
+    on survives, and parameters changed after the snapshot (online learning) are rolled back."""
+    net, x = _net_and_input(4)
+    sim = Simulator(net, timesteps=10)
+    sim.reset(x)
+    sim.run(until=3)
+    snap = sim.snapshot()
+    weights = sim.params.weights.copy()
+    sim.params.weights[:] += 1.0
+    sim.run()
+    sim.restore(snap)
+    for arr in (sim.state.v, sim.state.inp, sim.state.const, sim.params.weights):
+        assert arr.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(sim.params.weights, weights)
+
+
 def test_same_seed_same_spikes_different_seed_differs():
     net, x = _net_and_input(5)
     results = []
