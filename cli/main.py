@@ -16,6 +16,8 @@ from importlib import resources
 import click
 import numpy as np
 
+from eventsnn.cli.errors import OneLineGroup
+
 DEFAULT_NET = "default_net.h5"
 DEFAULT_DATA = "fashion-mnist-sample.npz"
 
@@ -60,14 +62,17 @@ def _match_input(x: np.ndarray, input_shape: tuple, source: str) -> np.ndarray:
         f"{source}: images have shape {got} (H, W, C), but the network expects input shape {want}")
 
 
-def _check_output_dir(output: str | None) -> None:
-    if output is None:
-        return
-    directory = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(directory):
-        raise click.ClickException(f"{output}: the output directory {directory} does not exist")
-    if os.path.isdir(output):
-        raise click.ClickException(f"{output}: is a directory, not a file")
+def _check_output_dir(output: str | None, force: bool = False) -> None:
+    """Refuse an output path before any work starts (see eventsnn.io.atomic.check_output_path)."""
+    if output is not None:
+        from eventsnn.io.atomic import check_output_path
+        with _user_errors():
+            check_output_path(output, force)
+
+
+_FORCE = click.option("--force", is_flag=True,
+                      help="Also write to an output path that is a symlink (its target is written), "
+                           "a FIFO or a device (written into); otherwise only regular files are replaced.")
 
 
 def _format_table(rows: list, timesteps: int) -> list:
@@ -94,9 +99,10 @@ def _format_table(rows: list, timesteps: int) -> list:
     return [line(headers), rule, *(line(r) for r in body), rule, line(foot)]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="eventsnn", prog_name="eventsnn")
-def main():
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an unexpected error.")
+def main(debug):
     """Event-driven simulator for deep spiking neural networks."""
 
 
@@ -139,10 +145,11 @@ def _run_options(fn):
 @click.option("--sweep-timesteps", "sweep", default=None, metavar="T1,T2,...",
               help="Also report accuracy, spikes and synaptic ops after each of these timesteps, "
                    "read off the same simulation (runs max(T) steps).")
+@_FORCE
 def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate, order, no_progress,
-        as_json, output, sweep):
+        as_json, output, sweep, force):
     """Simulate a network on a data set and report accuracy and operation counts."""
-    _check_output_dir(output)
+    _check_output_dir(output, force)
     checkpoints = _parse_sweep(sweep)
     if checkpoints:
         timesteps = max(checkpoints)
@@ -152,7 +159,7 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
     result, settings, data_source = _simulate(net_path, data_path, options, checkpoints, no_progress, "eventsnn run")
     with _user_errors():
         if output is not None:
-            result.save(output)
+            result.save(output, force)
 
     summary = result.summary()
     if as_json:
@@ -267,8 +274,9 @@ def _parse_sweep(text):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
+@_FORCE
 def convert(model, output, calibration_path, calibration_samples, method, percentile, reset, decoding,
-            encoding, v_init, fold_pools, max_spikes, norm_timesteps, fmt, seed, as_json, no_progress):
+            encoding, v_init, fold_pools, max_spikes, norm_timesteps, fmt, seed, as_json, no_progress, force):
     """Convert a trained ReLU ANN (ONNX, Keras HDF5 or NIR) into a spiking network."""
     from eventsnn.convert import convert as convert_ann
     from eventsnn.convert import source_info
@@ -276,7 +284,7 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
     from eventsnn.io import save_network
     from eventsnn.io.models import read_model
 
-    _check_output_dir(output)
+    _check_output_dir(output, force)
     with _user_errors():
         ann = read_model(model, fmt)
         ann.source.update(source_info(model, ann.source.get("format", fmt)))
@@ -291,7 +299,7 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
             with click.progressbar(length=x.shape[0], label=f"Calibrating ({method})", file=sys.stderr) as bar:
                 net, report = convert_ann(ann, x, progress=lambda n: bar.update(int(n)), **kwargs)
         net.provenance["calibration"] = {"path": os.path.abspath(calibration_path), "source": data.source}
-        save_network(net, output)
+        save_network(net, output, force)
     summary = {"output": output, **net.provenance}
     if as_json:
         click.echo(json.dumps(summary, default=float))
@@ -330,8 +338,10 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Also draw energy per layer, SNN against ANN, as a PNG (needs matplotlib).")
 @click.option("--list-profiles", is_flag=True, help="List the shipped profiles and exit.")
+@_FORCE
 def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate,
-                      order, no_progress, profile, first_layer, as_json, csv_path, plot_path, list_profiles):
+                      order, no_progress, profile, first_layer, as_json, csv_path, plot_path, list_profiles,
+                      force):
     """Energy per sample from exact operation counts, against the same ANN.
 
     RESULTS is a file written by `eventsnn run --output`; without it the
@@ -349,7 +359,7 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
                            + f"  - {p.description}")
         return
     for path in (csv_path, plot_path):
-        _check_output_dir(path)
+        _check_output_dir(path, force)
     with _user_errors():
         prof = get_profile(profile)
     if results is not None:
@@ -368,12 +378,12 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
         report = energy_report(result, prof, first_layer)
     doc = report.as_dict()
     doc["source"] = source
-    if csv_path:
-        _write_csv(csv_path, report)
-    if plot_path:
-        with _user_errors():
+    with _user_errors():
+        if csv_path:
+            _write_csv(csv_path, report, force)
+        if plot_path:
             from eventsnn.plots import plot_energy
-            plot_energy(report, plot_path)
+            plot_energy(report, plot_path, force=force)
     if as_json:
         click.echo(json.dumps(doc))
         return
@@ -381,12 +391,12 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
         click.echo(line)
 
 
-def _write_csv(path, report):
+def _write_csv(path, report, force=False):
     import csv
 
     from eventsnn.io.atomic import atomic_path
     keys = list(report.rows[0].keys())
-    with atomic_path(path) as tmp:
+    with atomic_path(path, force) as tmp:
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()

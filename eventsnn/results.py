@@ -107,8 +107,9 @@ class RunResult:
             "sweep": self.sweep_table(),
         }
 
-    def save(self, path) -> None:
-        with atomic_path(path) as tmp:
+    def save(self, path, force: bool = False) -> None:
+        """Write the results file atomically (``force``: see :func:`eventsnn.io.atomic.atomic_path`)."""
+        with atomic_path(path, force) as tmp:
             with h5py.File(tmp, "w") as f:
                 f.attrs["format"] = RESULTS_FORMAT
                 f.attrs["version"] = RESULTS_VERSION

@@ -36,10 +36,10 @@ FORMAT = "eventsnn.network"
 VERSION = 1
 
 
-def save_network(net: Network, path) -> None:
-    """Validate ``net`` and write it to ``path`` (atomically)."""
+def save_network(net: Network, path, force: bool = False) -> None:
+    """Validate ``net`` and write it to ``path`` (atomically; ``force``: see :func:`.atomic.atomic_path`)."""
     net.shapes()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, force) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
