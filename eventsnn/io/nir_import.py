@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ann import AnnGraph, AnnLayer, ConversionError, prune
+from ..errors import EventsnnError
 
 SUPPORTED_NODES = (
     "Input", "Output", "Conv2d", "Affine", "Linear", "Flatten", "AvgPool2d", "SumPool2d",
@@ -107,17 +108,17 @@ def _plain(value):
 
 def _read_version(path: str):
     """Open ``path`` as HDF5, check it holds a NIR graph, return the stored NIR version (or None)."""
-    import h5py
+    from .safe_h5 import open_h5
 
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5(path, ConversionError, "NIR file") as f:
             if "node" not in f:
                 raise ConversionError(f"{path}: not a NIR file (an HDF5 file without a 'node' group)")
             if "version" not in f:
                 return None
             version = f["version"][()]
             return version.decode("utf8", "replace") if isinstance(version, bytes) else str(version)
-    except ConversionError:
+    except EventsnnError:
         raise
     except Exception as exc:  # not HDF5, truncated, unreadable
         raise ConversionError(f"{path}: not a readable NIR file ({type(exc).__name__}: {exc})") from None

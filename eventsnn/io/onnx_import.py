@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import limits
+from .safe_h5 import require_regular
 from ..ann import AnnGraph, AnnLayer, ConversionError, prune
 
 SUPPORTED_OPS = (
@@ -74,12 +76,23 @@ def read_onnx(path) -> AnnGraph:
         ) from exc
 
     path = os.fspath(path)
+    require_regular(path, ConversionError, "ONNX model")
+    # protobuf parsing holds the file and its parsed copy: refuse what cannot fit
+    limits.check_bytes(3 * os.path.getsize(path), f"{path}: reading this ONNX model")
     try:
-        model = onnx.load(path)
+        # External data (tensors kept in other files) is never followed: a model
+        # must not make eventsnn read files it was not given.
+        model = onnx.load(path, load_external_data=False)
     except FileNotFoundError:
         raise
-    except Exception as exc:  # DecodeError, truncated/garbled protobuf, bad external data
-        raise ConversionError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # DecodeError, truncated/garbled protobuf
+        raise ConversionError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
+            where = next((e.value for e in tensor.external_data if e.key == "location"), "?")
+            raise ConversionError(f"{path}: initializer {tensor.name!r} keeps its data in another file "
+                                  f"({where!r}); eventsnn reads self-contained ONNX models only "
+                                  f"(save with save_as_external_data=False)")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
