@@ -70,6 +70,20 @@ def _check_output_dir(output: str | None, force: bool = False) -> None:
             check_output_path(output, force)
 
 
+def _set_max_memory(ctx, param, value):
+    if value is not None:
+        from eventsnn import limits
+        try:
+            limits.set_max_memory(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+_MAX_MEMORY = click.option("--max-memory", metavar="SIZE", callback=_set_max_memory, is_eager=True,
+                           expose_value=False,
+                           help="Refuse networks, runs and files needing more memory than this (e.g. 8G). "
+                                "[default: half the machine's memory, or EVENTSNN_MAX_MEMORY]")
 _FORCE = click.option("--force", is_flag=True,
                       help="Also write to an output path that is a symlink (its target is written), "
                            "a FIFO or a device (written into); otherwise only regular files are replaced.")
@@ -104,6 +118,8 @@ def _format_table(rows: list, timesteps: int) -> list:
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an unexpected error.")
 def main(debug):
     """Event-driven simulator for deep spiking neural networks."""
+    from eventsnn import limits
+    limits.set_max_memory(None)  # each command starts from the default; its --max-memory applies after
 
 
 _RUN_OPTIONS = [
@@ -128,6 +144,7 @@ _RUN_OPTIONS = [
                       "steps ('layer': identical results, faster on deep nets; discrete time only). "
                       "'auto': layer in discrete time, time in continuous time."),
     click.option("--no-progress", is_flag=True, help="Do not show a progress bar."),
+    _MAX_MEMORY,
 ]
 
 
@@ -275,6 +292,7 @@ def _parse_sweep(text):
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
 @_FORCE
+@_MAX_MEMORY
 def convert(model, output, calibration_path, calibration_samples, method, percentile, reset, decoding,
             encoding, v_init, fold_pools, max_spikes, norm_timesteps, fmt, seed, as_json, no_progress, force):
     """Convert a trained ReLU ANN (ONNX, Keras HDF5 or NIR) into a spiking network."""

@@ -170,9 +170,9 @@ def run_items(net, timesteps: int, samples: int = 1, checkpoints: int = 0, shape
 
 
 def check_run(net, timesteps: int, samples: int = 1, checkpoints: int = 0, limit: int | None = None,
-              data_bytes: int = 0) -> int:
+              data_bytes: int = 0, record_spikes: bool = False) -> int:
     """Refuse a run whose estimate (plus ``data_bytes`` already held) exceeds the limit; return it."""
-    items = run_items(net, timesteps, samples, checkpoints)
+    items = run_items(net, timesteps, samples, checkpoints, record_spikes=record_spikes)
     if data_bytes:
         items["data set"] = int(data_bytes)
     return check(items, f"this run ({int(timesteps):,} steps, {int(samples):,} samples)", limit)

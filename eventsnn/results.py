@@ -28,6 +28,8 @@ from .engine.layout import C_DST, C_SRC
 from .engine.simulator import Simulator
 from .io.atomic import atomic_path
 from .errors import EventsnnError, ResultsError, SimulationError
+from . import limits
+from .network import Network
 from .opcount import layer_macs, layer_synapses
 
 RESULTS_FORMAT = "eventsnn.results"
@@ -141,6 +143,9 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     x = np.asarray(x)
     if x.ndim < 2 or x.shape[0] == 0:
         raise SimulationError("no samples to run")
+    # the whole run (traces, per-sample results, the data already held) within the memory limit
+    if isinstance(network, Network) and isinstance(timesteps, (int, np.integer)) and timesteps >= 1:
+        limits.check_run(network, int(timesteps), x.shape[0], len(checkpoints or ()), data_bytes=x.nbytes)
     sim = Simulator(network, timesteps=timesteps, mode=mode, encoding=encoding, seed=seed,
                     poisson_rate=poisson_rate, order=order)
     n, n_layers = x.shape[0], len(sim.layer_names)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import limits
 from ..encoding import bernoulli_spikes, poisson_process_spikes, sample_rng
 from ..errors import DataError, NetworkError, SimulationError
 from ..network import Network
@@ -88,6 +89,7 @@ class Simulator(DebugMixin):
             raise SimulationError(f"unknown event order {order!r} (known: {', '.join(ORDERS)})")
         if order == "layer" and mode != "discrete":
             raise SimulationError("order 'layer' needs discrete time (synaptic delays can reorder layers)")
+        limits.check_run(network, int(timesteps), record_spikes=record_spikes)  # before any allocation
         self.network = network
         self.order = order
         self.plan = plan = Plan(network, int(timesteps), mode, encoding)
@@ -107,7 +109,7 @@ class Simulator(DebugMixin):
         self._tn = np.zeros(n_pops, np.int64)
         self._gate_cnt = np.zeros(plan.n_gate, np.int32)
         self._gate_last = np.full(plan.n_gate, -1.0, np.float64)
-        self._spike_count = np.zeros(n, np.int32)
+        self._spike_count = np.zeros(n, np.int64)  # int64: a multi-spike run overflows int32
         self._in_time = np.zeros(0, np.float64)
         self._in_idx = np.zeros(0, np.int32)
         self._clock = np.zeros(1, np.float64)
@@ -131,7 +133,8 @@ class Simulator(DebugMixin):
         self._traced = np.zeros(n, np.uint8)
         # Scratch for the spike pass: which neurons of one unit crossed threshold.
         self._crossed = aligned_zeros(max(int(plan.pop_i[:, P_BLOCK].max()), 8) + 8, np.uint8)
-        self.queue = EventQueue(n_pops, layer_major=order == "layer")
+        self.queue = EventQueue(n_pops, layer_major=order == "layer",
+                                max_bytes=limits.queue_budget(network, int(timesteps)))
         self.events_processed = 0
         self._loaded = False
         self._init_debug()

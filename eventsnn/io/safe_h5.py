@@ -183,7 +183,7 @@ def probe(path: str, error, what: str, max_bytes=None) -> None:
     """
     if not hasattr(os, "fork") or os.environ.get("EVENTSNN_H5_PROBE") == "0":
         return
-    limit = 30.0 + os.path.getsize(path) / 20e6  # generous: reading 20 MB/s is slow for a disk
+    limit = 10.0 + os.path.getsize(path) / 20e6  # generous: 20 MB/s is a slow disk
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         try:
