@@ -27,7 +27,7 @@ import numpy as np
 from .engine.layout import C_DST, C_SRC
 from .engine.simulator import Simulator
 from .io.atomic import atomic_path
-from .errors import EventsnnError, ResultsError, SimulationError
+from .errors import DataError, EventsnnError, ResultsError, SimulationError
 from . import limits
 from .network import Network
 from .opcount import layer_macs, layer_synapses
@@ -149,6 +149,8 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     sim = Simulator(network, timesteps=timesteps, mode=mode, encoding=encoding, seed=seed,
                     poisson_rate=poisson_rate, order=order)
     n, n_layers = x.shape[0], len(sim.layer_names)
+    if y is not None:
+        _check_labels(np.asarray(y), n, int(sim.plan.pops[-1].size))
     per_sample = {k: np.zeros((n, n_layers), np.int64) for k in ("spikes", "syn_ops", "updates", "analog_macs")}
     per_step = {k: np.zeros((n_layers, sim.timesteps), np.int64) for k in ("spikes", "syn_ops", "updates")}
     outputs, predictions, seconds = [], np.zeros(n, np.int64), np.zeros(n, np.float64)
@@ -193,6 +195,17 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
                      updates_per_step=per_step["updates"], seconds=seconds, settings=info,
                      checkpoints=checkpoints, checkpoint_predictions=at_checkpoint,
                      ann_macs=ann_macs, ann_macs_textbook=ann_macs_textbook)
+
+
+def _check_labels(y: np.ndarray, n: int, classes: int) -> None:
+    """Labels must be integers in 0..classes-1, one per sample: else accuracy is silently 0 %."""
+    if y.ndim != 1 or y.shape[0] < n or not (np.issubdtype(y.dtype, np.integer) or y.size == 0):
+        raise DataError(f"labels must be one integer per sample (got shape {y.shape}, dtype {y.dtype})")
+    bad = (y[:n] < 0) | (y[:n] >= classes)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"label {int(y[i])} of sample {i} is outside the network's {classes} classes "
+                        f"(0..{classes - 1}); {int(bad.sum())} of {n} labels are")
 
 
 _ARRAYS = {"neurons": 1, "predictions": 1, "outputs": 2, "spikes": 2, "syn_ops": 2, "updates": 2,
