@@ -313,8 +313,13 @@ def _check_consistent(path, layers, timesteps, data, labels, checkpoints, cp, se
         raise ResultsError(f"{path}: the file holds no samples")
     if data["outputs"].shape[0] != samples or data["outputs"].shape[1] < 1:
         raise ResultsError(f"{path}: field 'outputs' has shape {data['outputs'].shape}, expected ({samples}, K)")
-    if np.any(data["neurons"] < 1):
-        raise ResultsError(f"{path}: field 'neurons': every layer has at least one neuron")
+    if np.any(data["neurons"] < 1) or np.any(data["neurons"] >= 1 << 31):
+        raise ResultsError(f"{path}: field 'neurons': every layer has 1 to 2**31 - 1 neurons")
+    for key in ("spikes", "syn_ops", "updates", "analog_macs", "spikes_per_step", "syn_ops_per_step",
+                "updates_per_step", "ann_macs", "ann_macs_textbook"):
+        # sums over samples, steps and layers must not wrap int64 (nor lose all float precision)
+        if np.abs(data[key].astype(np.float64)).sum() >= 2.0 ** 62:
+            raise ResultsError(f"{path}: field '{key}' holds implausibly large counts")
     for key in ("spikes", "syn_ops", "updates", "analog_macs", "spikes_per_step", "syn_ops_per_step",
                 "updates_per_step", "ann_macs", "ann_macs_textbook"):
         if data[key].size and data[key].min() < 0:

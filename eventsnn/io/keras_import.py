@@ -415,9 +415,12 @@ class _Builder:
             if wname not in group:
                 self.fail(name, cls, f"weight {wname!r} listed in weight_names is missing")
             try:
-                arrays.append((wname, np.asarray(group[wname][()], dtype=np.float32)))
+                raw = np.asarray(group[wname][()])
             except H5_ERRORS as exc:
                 self.fail(name, cls, f"weight {wname!r} cannot be read (damaged file: {type(exc).__name__}: {exc})")
+            if raw.dtype.kind not in "fiub":  # complex would silently lose its imaginary part
+                self.fail(name, cls, f"weight {wname!r} has dtype {raw.dtype}, not real numbers")
+            arrays.append((wname, raw.astype(np.float32)))
         by_base = {}
         for wname, arr in arrays:
             base = wname.rsplit("/", 1)[-1].split(":", 1)[0]

@@ -147,6 +147,25 @@ def read_nir(path) -> AnnGraph:
     return _Importer(path, graph, version, getattr(nir, "version", None)).run()
 
 
+def _check_values(graph, path: str, depth: int = 0) -> None:
+    """Refuse node parameters that are not real numbers (complex, text, objects) before any cast.
+
+    Casting complex weights to float would silently drop their imaginary part.
+    """
+    if depth > 32:
+        raise ConversionError(f"{path}: NIR subgraphs nested more than 32 deep")
+    for name, node in getattr(graph, "nodes", {}).items():
+        if type(node).__name__ == "NIRGraph":
+            _check_values(node, path, depth + 1)
+            continue
+        for key, value in vars(node).items():
+            values = value.values() if isinstance(value, dict) else [value]
+            for v in values:
+                if isinstance(v, np.ndarray) and v.dtype.kind not in "fiub":
+                    raise ConversionError(f"{path}: node {name!r}: field {key!r} has dtype {v.dtype}, "
+                                          f"not real numbers")
+
+
 class _Importer:
     def __init__(self, path, graph, version, reader_version):
         self.path = path
@@ -159,6 +178,7 @@ class _Importer:
         self.used = {"input"}
         self.acts: dict = {}
         self.neurons: dict = {}
+        _check_values(graph, path)
         self._inline(graph, "")
 
     # -- helpers -----------------------------------------------------------
@@ -287,7 +307,13 @@ class _Importer:
             if handler is None:
                 raise ConversionError(
                     f"{self.path}: node {name!r} ({kind}) is not supported; supported: {', '.join(SUPPORTED_NODES)}")
-            self.acts[name] = handler(name, node, self.gather(name, node, preds))
+            try:
+                self.acts[name] = handler(name, node, self.gather(name, node, preds))
+            except EventsnnError:
+                raise
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+                # a hostile or damaged file: parameters of the wrong type or shape
+                self.fail(name, node, f"malformed parameters ({type(exc).__name__}: {exc})")
 
         if out.layer == "input":
             raise ConversionError(f"{self.path}: the Output node is fed by the Input directly; nothing to convert")
