@@ -223,3 +223,17 @@ def test_stale_temp_of_a_killed_writer_is_cleaned_by_the_next_write(tmp_path):
     assert out.read_text() == "done"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["o.h5", other.name])
     assert clean_stale(out) == []
+
+
+def test_write_error_names_the_users_path_not_the_temporary_file(tmp_path):
+    """A full disk, for real: /dev/full fails every write with ENOSPC."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    out = tmp_path / "o.csv"
+    with pytest.raises(OutputError) as err:
+        with atomic_path(out) as tmp:
+            with open("/dev/full", "w") as full:
+                full.write("x" * 100_000)
+                full.flush()
+    assert str(out) in str(err.value) and ".tmp-" not in str(err.value) and "space" in str(err.value).lower()
+    assert no_temp_files(tmp_path) and not out.exists()

@@ -140,8 +140,9 @@ def atomic_path(path, force: bool = False):
 
     The target is checked with :func:`check_output_path` first. On any
     exception the temporary file is removed, so a failed write never leaves a
-    partial file behind (nor replaces a good one); an ``OSError`` of the
-    final move or copy is raised as :class:`OutputError` naming ``path``.
+    partial file behind (nor replaces a good one); an ``OSError`` while
+    writing or in the final move or copy is raised as :class:`OutputError`
+    naming ``path`` (never the temporary file).
     """
     target = check_output_path(path, force)
     path = os.fspath(path)
@@ -157,7 +158,10 @@ def atomic_path(path, force: bool = False):
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file a normal file's mode
     os.close(fd)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # disk full, quota, I/O error: name the user's path, not ours
+            raise OutputError(f"{path}: cannot write: {_why(exc)}") from None
         try:
             if special:
                 _copy_into(tmp, target)
