@@ -192,3 +192,19 @@ def test_intact_results_still_report(results_file):
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["layers"] and all(np.isfinite(row["snn_pj"]) and np.isfinite(row["spike_rate"]) for row in doc["layers"])
+
+
+def test_convert_refuses_calibration_labels_outside_the_classes(tmp_path):
+    from annbuild import AnnBuilder, to_onnx
+    b = AnnBuilder((4, 4, 1))
+    b.flatten()
+    b.dense(3)
+    b.relu()
+    model = tmp_path / "m.onnx"
+    to_onnx(b.graph(), model)
+    data = tmp_path / "cal.npz"
+    np.savez(data, x=np.random.default_rng(0).random((3, 4, 4)).astype(np.float32), y=np.array([0, 5, 1]))
+    out = tmp_path / "out.h5"
+    one_error(invoke(["convert", model, "-o", out, "--calibration", data, "--no-progress"]),
+              "label 5 of sample 1", "3 classes")
+    assert not out.exists()

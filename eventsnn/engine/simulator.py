@@ -107,7 +107,7 @@ class Simulator(DebugMixin):
         self._tflag = np.zeros(u, np.uint8)
         self._tlist = np.zeros(u, np.int32)
         self._tn = np.zeros(n_pops, np.int64)
-        self._gate_cnt = np.zeros(plan.n_gate, np.int32)
+        self._gate_cnt = np.zeros(plan.n_gate, np.int64)  # int64: spike counts, as _spike_count
         self._gate_last = np.full(plan.n_gate, -1.0, np.float64)
         self._spike_count = np.zeros(n, np.int64)  # int64: a multi-spike run overflows int32
         self._in_time = np.zeros(0, np.float64)
