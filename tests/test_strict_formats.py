@@ -208,3 +208,9 @@ def test_convert_refuses_calibration_labels_outside_the_classes(tmp_path):
     one_error(invoke(["convert", model, "-o", out, "--calibration", data, "--no-progress"]),
               "label 5 of sample 1", "3 classes")
     assert not out.exists()
+
+
+def test_deeply_nested_profile_toml_is_our_error(tmp_path, results_file):
+    toml = tmp_path / "p.toml"
+    toml.write_text("[x]\nmac_pj = 1.0\nsynop_pj = 0.1\nextra = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    one_error(invoke(["energy-report", results_file, "--profile", toml]), str(toml))
