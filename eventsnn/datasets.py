@@ -23,6 +23,7 @@ import operator
 import os
 import re
 import struct
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -360,6 +361,14 @@ def _load_cifar(path: Path, limit: int | None, *, cifar100: bool) -> Dataset:
 # npz
 
 
+# What reading a damaged or hostile .npz raises: zip and zlib errors, numpy's .npy
+# header parser (tokenize and ast.literal_eval underneath: TokenError, SyntaxError,
+# RecursionError), unsupported zip features (NotImplementedError, RuntimeError).
+_NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, RuntimeError,
+               NotImplementedError, struct.error, SyntaxError, tokenize.TokenError, TypeError,
+               OverflowError)
+
+
 def _check_npz_sizes(path: Path) -> None:
     """Read the .npy headers of ``x`` and ``y`` (not their data) and check their declared sizes.
 
@@ -381,8 +390,7 @@ def _check_npz_sizes(path: Path) -> None:
                 nbytes = prod(shape) * dtype.itemsize
                 total += nbytes + (4 * prod(shape) if name == "x.npy" else 0)  # + the float32 copy
                 parts.append(f"{name[0]} {tuple(shape)} {dtype}")
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, RuntimeError,
-            NotImplementedError, struct.error) as exc:
+    except _NPZ_ERRORS as exc:
         raise _error(path, f"cannot read npz: {type(exc).__name__}: {exc}") from None
     limits.check_bytes(total, f"{path}: this npz ({', '.join(parts)})", error=ResourceError)
 
@@ -398,8 +406,7 @@ def _load_npz(path: Path, limit: int | None) -> Dataset:
             names = list(archive.files)
             x_raw = archive["x"] if "x" in names else None
             y_raw = archive["y"] if "y" in names else None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, RuntimeError,
-            NotImplementedError, struct.error) as exc:
+    except _NPZ_ERRORS as exc:
         # ValueError: object (pickled) arrays or malformed .npy headers inside;
         # RuntimeError, NotImplementedError: zip features (encryption, methods) we do not read.
         raise _error(path, f"cannot read npz: {exc}") from None

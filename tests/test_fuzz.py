@@ -45,3 +45,22 @@ def test_mutated_files_give_our_error_or_a_result(fmt, seeds, tmp_path_factory):
         fuzzkit.run_one(fmt, seeds, workdir, lambda lo, hi: data.draw(st.integers(lo, hi)))
 
     case()
+
+
+# -- findings of bench/fuzz_formats.py, kept as regressions ------------------------------------
+
+
+def test_npy_header_that_breaks_numpys_tokenizer_is_our_error(tmp_path):
+    """bench run, npz case 5187: an unterminated .npy header raised tokenize.TokenError."""
+    import struct
+    import zipfile
+
+    from eventsnn.datasets import load_dataset
+    from eventsnn.errors import DataError
+
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,\n"
+    path = tmp_path / "bad.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header)
+    with pytest.raises(DataError, match="cannot read npz"):
+        load_dataset(path)
