@@ -257,18 +257,27 @@ def _read_idx(path: Path, limit: int | None) -> tuple[np.ndarray, int]:
         dims = struct.unpack(f">{ndim}I", dims_raw)
         dtype = _IDX_DTYPES[code]
         nbytes = prod(dims) * dtype.itemsize
-        # the raw bytes, plus the float32 copy of the images (4 bytes per value)
-        limits.check_bytes(nbytes + 4 * prod(dims), f"{path}: this IDX file (dims {dims}, "
+        n = _take(dims[0], limit)
+        item = prod(dims[1:])
+        need = n * item * dtype.itemsize
+        # what is kept: the raw bytes of the first n items and their float32 copy
+        limits.check_bytes(need + 4 * n * item, f"{path}: {n:,} items of this IDX file (dims {dims}, "
                            f"{'decompressed ' if compressed else ''}{nbytes:,} bytes)", error=ResourceError)
-        raw = _read_some(path, stream, nbytes + 1)
-    if len(raw) < nbytes:
+        raw = _read_some(path, stream, need)
+        # the rest is only counted (in bounded chunks), so a lying header is still caught
+        size = len(raw)
+        while size <= nbytes:
+            chunk = _read_some(path, stream, min(1 << 20, nbytes + 1 - size))
+            if not chunk:
+                break
+            size += len(chunk)
+    if size < nbytes:
         raise _error(
-            path, f"truncated IDX data: dims {dims} need {header + nbytes} bytes, file has {header + len(raw)}"
+            path, f"truncated IDX data: dims {dims} need {header + nbytes} bytes, file has {header + size}"
         )
-    if len(raw) > nbytes:
+    if size > nbytes:
         raise _error(path, f"IDX size mismatch: dims {dims} need {header + nbytes} bytes, file has more")
-    n = _take(dims[0], limit)
-    arr = np.frombuffer(raw, dtype=dtype, count=n * prod(dims[1:]))
+    arr = np.frombuffer(raw, dtype=dtype, count=n * item)
     return arr.reshape((n, *dims[1:])).astype(dtype.newbyteorder("=")), dims[0]
 
 
@@ -333,18 +342,21 @@ def _load_cifar(path: Path, limit: int | None, *, cifar100: bool) -> Dataset:
     n_label_bytes, n_classes, kind = (2, 100, "CIFAR-100") if cifar100 else (1, 10, "CIFAR-10")
     record = n_label_bytes + _CIFAR_PIXELS
     size = path.stat().st_size
-    keep = size if limit is None else min(size, limit * record)
-    limits.check_bytes(keep + 4 * keep, f"{path}: this {kind} file ({size:,} bytes)", error=ResourceError)
-    raw = _read_bytes(path)
-    if len(raw) == 0:
+    if size == 0:
         raise _error(path, "empty data set (0 samples)")
-    if len(raw) % record:
+    if size % record:
         raise _error(
             path,
-            f"size {len(raw)} bytes is not a multiple of the {record}-byte {kind} record "
+            f"size {size} bytes is not a multiple of the {record}-byte {kind} record "
             "(truncated file, or CIFAR-10/100 file named like the other)",
         )
-    n = _take(len(raw) // record, limit)
+    n = _take(size // record, limit)
+    # what is kept: the records read and their float32 images
+    limits.check_bytes(n * record + 4 * n * _CIFAR_PIXELS, f"{path}: {n:,} records of this {kind} file",
+                       error=ResourceError)
+    raw = _read_bytes(path, n * record)
+    if len(raw) < n * record:
+        raise _error(path, "the file shrank while it was read")
     data = np.frombuffer(raw, dtype=np.uint8, count=n * record).reshape(n, record)
     labels = data[:, n_label_bytes - 1]
     if labels.max() >= n_classes:

@@ -18,7 +18,7 @@ from eventsnn import limits
 from eventsnn.cli.main import main
 from eventsnn.datasets import load_dataset
 from eventsnn.engine.simulator import Simulator
-from eventsnn.errors import ResourceError
+from eventsnn.errors import DataError, ResourceError
 from eventsnn.io import load_network, save_network
 from eventsnn.network import Layer, Network, Neuron
 from eventsnn.results import run_dataset
@@ -227,3 +227,23 @@ def test_spike_counter_is_int64_at_the_int32_boundary():
     assert counts.dtype == np.int64
     assert counts[0] == start + 10 > 2 ** 31
     assert sim.output()[0] > 2 ** 31 and sim.prediction() == 0
+
+
+def test_gzip_idx_with_a_sample_limit_keeps_only_what_it_needs(tmp_path):
+    """The same 64 MiB inflation with limit=2: two images kept, the rest streamed and counted."""
+    dims = (64, 1024, 1024)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_header(8, dims) + bytes(64 << 20), compresslevel=1))
+    tracemalloc.start()
+    try:
+        with limits.memory_limit("32M"):
+            data = load_dataset(path, limit=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert data.x.shape == (2, 1024, 1024, 1)
+    assert peak < 24 << 20, peak
+    truncated = tmp_path / "t-images-idx3-ubyte.gz"
+    truncated.write_bytes(gzip.compress(idx_header(8, dims) + bytes(3 << 20)))
+    with pytest.raises(DataError, match="truncated IDX data"):
+        load_dataset(truncated, limit=2)
