@@ -247,3 +247,13 @@ def test_gzip_idx_with_a_sample_limit_keeps_only_what_it_needs(tmp_path):
     truncated.write_bytes(gzip.compress(idx_header(8, dims) + bytes(3 << 20)))
     with pytest.raises(DataError, match="truncated IDX data"):
         load_dataset(truncated, limit=2)
+
+
+def test_recorded_spike_log_growth_is_bounded():
+    net = dense_net(16, 256)
+    net.layers[0].weight = np.ones((16, 256), np.float32)  # every neuron fires every step
+    sim = Simulator(net, timesteps=400, record_spikes=True)
+    sim.reset(np.ones(16, np.float32))
+    with limits.memory_limit("2M"):
+        with pytest.raises(ResourceError, match="recorded spikes and traces"):
+            sim.run()

@@ -222,6 +222,8 @@ class Simulator(DebugMixin):
             if status == ST_GROW_QUEUE:
                 self.queue.ensure(self.queue.ev_conn.size + 1, self.queue.b_time.size + 1)
             elif status == ST_GROW_LOG:
+                # recorded spikes and membrane traces double in place: bounded by the memory limit
+                limits.check_bytes(3 * sum(int(a.nbytes) for a in self._log), "the recorded spikes and traces")
                 self._log = _grown(self._log)
             else:
                 return _STATUS[status]
