@@ -11,7 +11,7 @@ Prints, per format, how many mutated files loaded (a legitimate result), how
 many were refused and by which error class, and every *escape* (any other
 exception, or a case over the time limit) with the mutation that caused it
 and a copy of the file under --keep. Exit status 1 if anything escaped.
-Counts of the recorded runs are in docs/FUZZING.md.
+Counts of the recorded runs are in docs/SAFETY.md (section Fuzzing).
 """
 
 from __future__ import annotations
