@@ -237,3 +237,10 @@ def test_write_error_names_the_users_path_not_the_temporary_file(tmp_path):
                 full.flush()
     assert str(out) in str(err.value) and ".tmp-" not in str(err.value) and "space" in str(err.value).lower()
     assert no_temp_files(tmp_path) and not out.exists()
+
+
+def test_symlink_loop_is_refused_even_with_force(files, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    assert_one_error(invoke(commands(files, a)["energy-report --csv"] + ["--force"]), str(a), "loops")

@@ -75,6 +75,8 @@ def check_output_path(path, force: bool = False) -> str:
         if not force:
             raise OutputError(f"{path}: is a symbolic link (to {target}); eventsnn does not replace links "
                               f"(remove it, or give --force to write the file it points to)")
+        if os.path.islink(target):  # realpath gives up on a loop and returns a link
+            raise OutputError(f"{path}: is a symbolic link that loops (or is nested too deeply)")
         return check_output_path(target, force)
     if st is not None and not stat.S_ISREG(st.st_mode):
         kind = _KINDS.get(stat.S_IFMT(st.st_mode), "special file")
