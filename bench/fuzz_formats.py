@@ -31,12 +31,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import fuzzkit  # noqa: E402
 
 
+def _keeper(args, fmt):
+    """Copy the mutated files to --keep/last-FMT before they are loaded."""
+    def keep(workdir):
+        last = Path(args.keep) / f"last-{fmt}"
+        shutil.rmtree(last, ignore_errors=True)
+        shutil.copytree(workdir, last)
+    return keep
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=10_000, help="mutated files per format")
     parser.add_argument("--formats", default=",".join(fuzzkit.FORMATS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", default="fuzz-findings", help="directory for files that escaped")
+    parser.add_argument("--trace", default=None,
+                        help="before each case, write its format and number to this file and keep a copy of "
+                             "its input under --keep/last-<format>/ (to find a case that kills the process)")
     args = parser.parse_args(argv)
     formats = [f for f in args.formats.split(",") if f]
     escapes = 0
@@ -49,8 +61,11 @@ def main(argv=None) -> int:
             workdir = Path(tmp) / fmt
             for i in range(args.cases):
                 fuzzkit.cleanup(workdir) if workdir.exists() else None
+                if args.trace:
+                    Path(args.trace).write_text(f"{fmt} {i}\n")
                 try:
-                    name, outcome = fuzzkit.run_one(fmt, seeds, workdir, lambda lo, hi: int(rng.integers(lo, hi + 1)))
+                    name, outcome = fuzzkit.run_one(fmt, seeds, workdir, lambda lo, hi: int(rng.integers(lo, hi + 1)),
+                                                    before=_keeper(args, fmt) if args.trace else None)
                 except Exception as exc:  # noqa: BLE001 - an escape is what we count
                     name, outcome = "?", f"ESCAPE:{type(exc).__name__}"
                     escapes += 1

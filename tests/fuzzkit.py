@@ -401,14 +401,19 @@ def _npz(path: Path, draw) -> str:
     return name
 
 
-def run_one(fmt: str, seeds: dict, workdir: Path, draw) -> tuple:
-    """Mutate the seed of ``fmt`` in ``workdir`` and load it: (mutation name, outcome)."""
+def run_one(fmt: str, seeds: dict, workdir: Path, draw, before=None) -> tuple:
+    """Mutate the seed of ``fmt`` in ``workdir`` and load it: (mutation name, outcome).
+
+    ``before(workdir)``, if given, is called between mutating and loading.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / Path(seeds[fmt]).name
     for extra in Path(seeds[fmt]).parent.glob("t10k-labels*"):
         if fmt == "idx":
             shutil.copy(extra, workdir / extra.name)
     name = mutate(fmt, Path(seeds[fmt]), out, draw)
+    if before is not None:
+        before(workdir)
     return name, check_case(fmt, out)
 
 

@@ -273,3 +273,18 @@ def test_unreadable_attribute_names_layer_and_field(net_file):
         load_network(net_file)
     msg = str(err.value)
     assert str(net_file) in msg and "layer 1" in msg and "kind" in msg
+
+
+def test_fuzz_finding_attribute_lookup_that_segfaults_the_parent_is_refused():
+    """bench/fuzz_formats.py (network, seed 10, case 8794): listing '/layers/0003/neuron''s
+    attributes fails, while looking one up by name (as the loader does) segfaults HDF5. The probe
+    now refuses a file whose structure it cannot list, instead of leaving the parent to crash."""
+    path = Path(__file__).parent / "fixtures" / "hostile" / "attr_lookup_segfault.h5"
+    code = "import sys\nfrom eventsnn.io import load_network\nload_network(sys.argv[1])\n"
+    unprotected = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=120,
+                                 env={**os.environ, "EVENTSNN_H5_PROBE": "0"})
+    with pytest.raises(NetworkError, match="cannot be listed|crashed") as err:
+        load_network(path)
+    assert str(path) in str(err.value)
+    if os.environ.get("EVENTSNN_STRICT_CRASH"):
+        assert unprotected.returncode < 0

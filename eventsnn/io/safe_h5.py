@@ -163,53 +163,108 @@ def _walk(f: h5py.File):
                 yield obj
 
 
-def _read_everything(path: str, error, what: str, max_bytes) -> None:
-    """The child's work: check the tree, then read every attribute and dataset."""
+# Names the loaders look up directly (by name, not by iterating): the probe looks
+# them up too, because HDF5 finds a name through other structures (name indexes,
+# dense attribute storage) than an iteration does, and either can crash.
+_KNOWN_ATTRS = ("format", "version", "input_shape", "encoding", "decoding", "provenance", "count", "name",
+                "kind", "inputs", "delay", "stride", "padding", "kernel", "reset", "leak", "v_init",
+                "max_spikes", "settings", "layers", "timesteps", "model_config", "keras_version", "backend",
+                "weight_names", "layer_names", "type")
+_KNOWN_MEMBERS = ("layers", "neuron", "weight", "bias", "threshold", "model_weights", "node", "nodes",
+                  "edges", "version", "labels", "checkpoints", "checkpoint_predictions", "neurons", "outputs")
+
+_STRUCTURE_BROKEN = 3  # the child's exit status: the file's structure cannot be read (message on the pipe)
+
+
+def _read_everything(path: str, error, what: str, max_bytes) -> str | None:
+    """The child's work: check the tree, then read every attribute and dataset.
+
+    Returns a message if the file's *structure* cannot be read (an object's
+    attributes or members cannot even be listed): the parent refuses such a
+    file, because its loader would take other paths through the same damage.
+    A single unreadable value is left to the loader, which names its field.
+    """
     with h5py.File(path, "r") as f:
-        check_tree(f, path, error, what, max_bytes)
-        for obj in _walk(f):
-            for key in obj.attrs:
-                obj.attrs[key]
-            if isinstance(obj, h5py.Dataset) and obj.shape is not None:
-                obj[()]
+        try:
+            check_tree(f, path, error, what, max_bytes)
+        except EventsnnError:
+            return None  # the parent's own check reports it
+        objects = _walk(f)
+        while True:
+            try:
+                obj = next(objects)
+            except StopIteration:
+                return None
+            except H5_ERRORS as exc:
+                return f"its members cannot be listed ({_short(exc)})"
+            try:
+                names = list(obj.attrs)
+            except H5_ERRORS as exc:
+                return f"the attributes of '{obj.name}' cannot be listed ({_short(exc)})"
+            for key in dict.fromkeys([*names, *_KNOWN_ATTRS]):
+                with contextlib.suppress(*H5_ERRORS):
+                    if key in obj.attrs:
+                        obj.attrs[key]
+            if isinstance(obj, h5py.Group):
+                for key in _KNOWN_MEMBERS:
+                    with contextlib.suppress(*H5_ERRORS):
+                        key in obj  # noqa: B015 - the lookup itself is the test
+            elif isinstance(obj, h5py.Dataset):
+                with contextlib.suppress(*H5_ERRORS):
+                    if obj.shape is not None:
+                        obj[()]
 
 
 def probe(path: str, error, what: str, max_bytes=None) -> None:
     """Read the file in a forked child; refuse it if the child crashes or hangs (see the module doc).
 
-    Python-level errors in the child are ignored: the parent reads the file
-    again and reports them properly. Set ``EVENTSNN_H5_PROBE=0`` to skip the
-    probe (for trusted files, or where fork is unsafe).
+    Python-level errors of single values are left to the parent, which reads
+    the file again and reports them with their field; a file whose structure
+    the child cannot even list is refused here. Set ``EVENTSNN_H5_PROBE=0`` to
+    skip the probe (for trusted files, or where fork is unsafe).
     """
     if not hasattr(os, "fork") or os.environ.get("EVENTSNN_H5_PROBE") == "0":
         return
     limit = 10.0 + os.path.getsize(path) / 20e6  # generous: 20 MB/s is a slow disk
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
+        status = 0
         try:
+            os.close(read_end)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            _read_everything(path, error, what, max_bytes)
+            broken = _read_everything(path, error, what, max_bytes)
+            if broken:
+                os.write(write_end, broken.encode("utf-8", "replace")[:4000])
+                status = _STRUCTURE_BROKEN
         except BaseException:
             pass
-        os._exit(0)
-    deadline = time.monotonic() + limit
-    delay = 0.0005
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise error(f"{path}: damaged HDF5 {what}: the HDF5 library did not finish reading it in "
-                        f"{limit:.0f} s (a corrupted structure that loops)")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    if os.WIFSIGNALED(status):
-        name = signal.Signals(os.WTERMSIG(status)).name
-        raise error(f"{path}: damaged HDF5 {what}: the HDF5 library crashed reading it ({name}); "
-                    f"the file is corrupted or crafted")
+        os._exit(status)
+    os.close(write_end)
+    try:
+        deadline = time.monotonic() + limit
+        delay = 0.0005
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise error(f"{path}: damaged HDF5 {what}: the HDF5 library did not finish reading it in "
+                            f"{limit:.0f} s (a corrupted structure that loops)")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        if os.WIFSIGNALED(status):
+            name = signal.Signals(os.WTERMSIG(status)).name
+            raise error(f"{path}: damaged HDF5 {what}: the HDF5 library crashed reading it ({name}); "
+                        f"the file is corrupted or crafted")
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == _STRUCTURE_BROKEN:
+            message = os.read(read_end, 4096).decode("utf-8", "replace")
+            raise error(f"{path}: damaged HDF5 {what}: {message}")
+    finally:
+        os.close(read_end)
 
 
 @contextlib.contextmanager
