@@ -13,6 +13,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -288,3 +289,17 @@ def test_fuzz_finding_attribute_lookup_that_segfaults_the_parent_is_refused():
     assert str(path) in str(err.value)
     if os.environ.get("EVENTSNN_STRICT_CRASH"):
         assert unprotected.returncode < 0
+
+
+@pytest.mark.parametrize("case,why", [(696, "declared input shape has"), (1421, "input shape has"),
+                                      (754, "malformed input shape"), (1808, "malformed input shape")])
+def test_fuzz_findings_nir_shapes(case, why):
+    """bench/fuzz_formats.py (nir, seed 10): an input shape of 64 million entries (28 s to format
+    into a message), of infinity (OverflowError) and of text (ValueError)."""
+    pytest.importorskip("nir")
+    path = Path(__file__).parent / "fixtures" / "hostile" / f"nir_case_{case}.nir"
+    start = time.monotonic()
+    with memory_limit("256M"):
+        with pytest.raises(ConversionError, match=why):
+            read_model(path, "nir")
+    assert time.monotonic() - start < 10

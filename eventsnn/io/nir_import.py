@@ -296,7 +296,12 @@ class _Importer:
             if kind == "Input":
                 if preds:
                     self.fail(name, node, f"the graph Input has incoming edges from {preds}")
-                input_shape = self.op_Input(name, node)
+                try:
+                    input_shape = self.op_Input(name, node)
+                except EventsnnError:
+                    raise
+                except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+                    self.fail(name, node, f"malformed input shape ({type(exc).__name__}: {exc})")
                 continue
             if not preds:
                 self.fail(name, node, "no edge leads into this node (it is not fed by the Input)")
@@ -354,6 +359,8 @@ class _Importer:
     # -- nodes -------------------------------------------------------------
     def op_Input(self, name, node):
         shape = (getattr(node, "input_type", None) or {}).get("input")
+        if shape is not None and np.asarray(shape).size > 8:  # a shape, not data (a hostile file)
+            self.fail(name, node, f"input shape has {np.asarray(shape).size} entries")
         if shape is None:
             self.fail(name, node, "the Input node has no shape")
         dims = [int(d) for d in np.asarray(shape).reshape(-1)]
@@ -460,6 +467,8 @@ class _Importer:
 
     def op_Flatten(self, name, node, x):
         declared = (getattr(node, "input_type", None) or {}).get("input")
+        if declared is not None and np.asarray(declared).size > 8:  # a shape, not data (a hostile file)
+            self.fail(name, node, f"declared input shape has {np.asarray(declared).size} entries")
         if declared is not None and int(np.prod(np.asarray(declared))) != int(np.prod(x.shape)):
             self.fail(name, node, f"declared input shape {list(np.asarray(declared).reshape(-1))} does not match "
                                   f"the incoming {x.shape}")
