@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     parser.add_argument("--formats", default=",".join(fuzzkit.FORMATS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", default="fuzz-findings", help="directory for files that escaped")
+    parser.add_argument("--report-every", type=int, default=1000,
+                        help="print the running counts every N cases (so a stopped run still has counts)")
     parser.add_argument("--trace", default=None,
                         help="before each case, write its format and number to this file and keep a copy of "
                              "its input under --keep/last-<format>/ (to find a case that kills the process)")
@@ -77,6 +79,9 @@ def main(argv=None) -> int:
                     print(f"  {fmt} case {i}: {type(exc).__name__}: {exc}"[:300], flush=True)
                 outcomes[outcome] += 1
                 mutations[name] += 1
+                if args.report_every and (i + 1) % args.report_every == 0 and i + 1 < args.cases:
+                    print(f"{fmt:8s} ... {i + 1:6d} cases: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())),
+                          flush=True)
             took = time.monotonic() - start
             ok = outcomes.pop("ok", 0)
             refused = sum(v for k, v in outcomes.items() if k.startswith("refused"))
