@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
 import platform
 import subprocess
@@ -62,7 +63,7 @@ def machine_info() -> dict:
     }
     for name in ("numba", "numpy", "scipy", "torch"):
         try:
-            info[name] = __import__(name).__version__
+            info[name] = importlib.import_module(name).__version__
         except ImportError:
             pass
     try:

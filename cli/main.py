@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-import sys
 from importlib import resources
 
 import click
 import numpy as np
+
+from eventsnn.cli.errors import OneLineGroup
 
 DEFAULT_NET = "default_net.h5"
 DEFAULT_DATA = "fashion-mnist-sample.npz"
@@ -60,14 +62,31 @@ def _match_input(x: np.ndarray, input_shape: tuple, source: str) -> np.ndarray:
         f"{source}: images have shape {got} (H, W, C), but the network expects input shape {want}")
 
 
-def _check_output_dir(output: str | None) -> None:
-    if output is None:
-        return
-    directory = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(directory):
-        raise click.ClickException(f"{output}: the output directory {directory} does not exist")
-    if os.path.isdir(output):
-        raise click.ClickException(f"{output}: is a directory, not a file")
+def _check_output_dir(output: str | None, force: bool = False) -> None:
+    """Refuse an output path before any work starts (see eventsnn.io.atomic.check_output_path)."""
+    if output is not None:
+        from eventsnn.io.atomic import check_output_path
+        with _user_errors():
+            check_output_path(output, force)
+
+
+def _set_max_memory(ctx, param, value):
+    if value is not None:
+        from eventsnn import limits
+        try:
+            limits.set_max_memory(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+_MAX_MEMORY = click.option("--max-memory", metavar="SIZE", callback=_set_max_memory, is_eager=True,
+                           expose_value=False,
+                           help="Refuse networks, runs and files needing more memory than this (e.g. 8G). "
+                                "[default: half the machine's memory, or EVENTSNN_MAX_MEMORY]")
+_FORCE = click.option("--force", is_flag=True,
+                      help="Also write to an output path that is a symlink (its target is written), "
+                           "a FIFO or a device (written into); otherwise only regular files are replaced.")
 
 
 def _format_table(rows: list, timesteps: int) -> list:
@@ -94,11 +113,31 @@ def _format_table(rows: list, timesteps: int) -> list:
     return [line(headers), rule, *(line(r) for r in body), rule, line(foot)]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="eventsnn", prog_name="eventsnn")
-def main():
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an unexpected error.")
+def main(debug):
     """Event-driven simulator for deep spiking neural networks."""
+    from eventsnn import limits
+    limits.set_max_memory(None)  # each command starts from the default; its --max-memory applies after
 
+
+class _PositiveFinite(click.ParamType):
+    """A float > 0 and finite (click's FloatRange lets NaN through: every comparison with it is false)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and number > 0):
+            self.fail(f"{value!r} is not a positive finite number", param, ctx)
+        return number
+
+
+_POSITIVE_FINITE = _PositiveFinite()
 
 _RUN_OPTIONS = [
     click.option("--net", "net_path", type=click.Path(exists=True, dir_okay=False),
@@ -118,13 +157,14 @@ _RUN_OPTIONS = [
                       "spikes, so a net with direct (analog) input such as the shipped one needs "
                       "--encoding poisson."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Poisson encoder."),
-    click.option("--poisson-rate", type=click.FloatRange(min=0, min_open=True), default=1.0,
+    click.option("--poisson-rate", type=_POSITIVE_FINITE, default=1.0,
                  show_default=True, help="Scale of the Poisson spike probability per step."),
     click.option("--order", type=click.Choice(["auto", "time", "layer"]), default="auto", show_default=True,
                  help="Event order: step by step over all layers ('time'), or each layer for all its "
                       "steps ('layer': identical results, faster on deep nets; discrete time only). "
                       "'auto': layer in discrete time, time in continuous time."),
     click.option("--no-progress", is_flag=True, help="Do not show a progress bar."),
+    _MAX_MEMORY,
 ]
 
 
@@ -142,10 +182,11 @@ def _run_options(fn):
 @click.option("--sweep-timesteps", "sweep", default=None, metavar="T1,T2,...",
               help="Also report accuracy, spikes and synaptic ops after each of these timesteps, "
                    "read off the same simulation (runs max(T) steps).")
+@_FORCE
 def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate, order, no_progress,
-        as_json, output, sweep):
+        as_json, output, sweep, force):
     """Simulate a network on a data set and report accuracy and operation counts."""
-    _check_output_dir(output)
+    _check_output_dir(output, force)
     checkpoints = _parse_sweep(sweep)
     if checkpoints:
         timesteps = max(checkpoints)
@@ -155,7 +196,7 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
     result, settings, data_source = _simulate(net_path, data_path, options, checkpoints, no_progress, "eventsnn run")
     with _user_errors():
         if output is not None:
-            result.save(output)
+            result.save(output, force)
 
     summary = result.summary()
     if as_json:
@@ -275,8 +316,10 @@ def _parse_sweep(text):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
+@_FORCE
+@_MAX_MEMORY
 def convert(model, output, calibration_path, calibration_samples, method, percentile, reset, decoding,
-            encoding, v_init, fold_pools, max_spikes, norm_timesteps, fmt, seed, as_json, no_progress):
+            encoding, v_init, fold_pools, max_spikes, norm_timesteps, fmt, seed, as_json, no_progress, force):
     """Convert a trained ReLU ANN (ONNX, Keras HDF5 or NIR) into a spiking network."""
     from eventsnn.convert import convert as convert_ann
     from eventsnn.convert import source_info
@@ -284,7 +327,7 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
     from eventsnn.io import save_network
     from eventsnn.io.models import read_model
 
-    _check_output_dir(output)
+    _check_output_dir(output, force)
     with _user_errors():
         ann = read_model(model, fmt)
         ann.source.update(source_info(model, ann.source.get("format", fmt)))
@@ -303,7 +346,7 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
             with Progress(x.shape[0], f"Calibrating ({method})", notice=notice) as bar:
                 net, report = convert_ann(ann, x, progress=lambda n: bar.update(int(n)), **kwargs)
         net.provenance["calibration"] = {"path": os.path.abspath(calibration_path), "source": data.source}
-        save_network(net, output)
+        save_network(net, output, force)
     summary = {"output": output, **net.provenance}
     if as_json:
         click.echo(json.dumps(summary, default=float))
@@ -363,8 +406,10 @@ def export(net_path, output, pool, strict, legacy):
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Also draw energy per layer, SNN against ANN, as a PNG (needs matplotlib).")
 @click.option("--list-profiles", is_flag=True, help="List the shipped profiles and exit.")
+@_FORCE
 def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate,
-                      order, no_progress, profile, first_layer, as_json, csv_path, plot_path, list_profiles):
+                      order, no_progress, profile, first_layer, as_json, csv_path, plot_path, list_profiles,
+                      force):
     """Energy per sample from exact operation counts, against the same ANN.
 
     RESULTS is a file written by `eventsnn run --output`; without it the
@@ -382,7 +427,7 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
                            + f"  - {p.description}")
         return
     for path in (csv_path, plot_path):
-        _check_output_dir(path)
+        _check_output_dir(path, force)
     with _user_errors():
         prof = get_profile(profile)
     if results is not None:
@@ -406,14 +451,14 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
         report = energy_report(result, prof, first_layer)
     doc = report.as_dict()
     doc["source"] = source
-    if csv_path:
-        _write_csv(csv_path, report)
-        click.echo(f"energy-report: wrote the table as CSV to {os.path.abspath(csv_path)}", err=True)
-    if plot_path:
-        with _user_errors():
+    with _user_errors():
+        if csv_path:
+            _write_csv(csv_path, report, force)
+            click.echo(f"energy-report: wrote the table as CSV to {os.path.abspath(csv_path)}", err=True)
+        if plot_path:
             from eventsnn.plots import plot_energy
-            plot_energy(report, plot_path)
-        click.echo(f"energy-report: wrote the plot to {os.path.abspath(plot_path)}", err=True)
+            plot_energy(report, plot_path, force=force)
+            click.echo(f"energy-report: wrote the plot to {os.path.abspath(plot_path)}", err=True)
     if as_json:
         click.echo(json.dumps(doc))
         return
@@ -421,12 +466,12 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
         click.echo(line)
 
 
-def _write_csv(path, report):
+def _write_csv(path, report, force=False):
     import csv
 
     from eventsnn.io.atomic import atomic_path
     keys = list(report.rows[0].keys())
-    with atomic_path(path) as tmp:
+    with atomic_path(path, force) as tmp:
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()

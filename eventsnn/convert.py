@@ -344,6 +344,14 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     y = None if labels is None else np.asarray(labels, np.int64)[: x.shape[0]]
 
     g = simplify(ann)
+    if y is not None:  # labels outside the output's classes would make every accuracy silently 0 %
+        shape = _ann_shapes(g)[g.layers[-1].name]
+        classes = int(np.prod(shape))
+        bad = (y < 0) | (y >= classes)
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise ConversionError(f"calibration label {int(y[i])} of sample {i} is outside the model's "
+                                  f"{classes} classes (0..{classes - 1})")
     folded = {}
     if fold_pools:
         g, folded = fold_average_pools(g, _ann_shapes(g))

@@ -17,11 +17,13 @@ starts with the offending path.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import operator
 import os
 import re
 import struct
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -30,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from . import limits
+from .errors import DataError, ResourceError
 
 __all__ = ["Dataset", "load_dataset"]
 
@@ -233,45 +236,76 @@ def _load_directory(path: Path, limit: int | None) -> Dataset:
 
 
 def _read_idx(path: Path, limit: int | None) -> tuple[np.ndarray, int]:
-    """Parse one IDX file: (first ``limit`` items in native byte order, total items)."""
-    raw = _read_bytes(path)
-    # Detect compression by content: downloaded files are often renamed or
-    # decompressed without dropping the .gz suffix.
-    if raw.startswith(_GZIP_MAGIC):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise _error(path, f"corrupt or truncated gzip data ({exc})") from None
-    if len(raw) < 4:
-        raise _error(path, f"truncated IDX header: {len(raw)} bytes, need at least 4")
-    if raw[0] != 0 or raw[1] != 0:
-        raise _error(path, f"bad IDX magic: first two bytes are {raw[:2].hex()}, expected 0000")
-    code, ndim = raw[2], raw[3]
-    if code not in _IDX_DTYPES:
-        raise _error(path, f"bad IDX magic: unknown data type code 0x{code:02x}")
-    if ndim == 0:
-        raise _error(path, "bad IDX magic: zero dimensions")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    """Parse one IDX file: (first ``limit`` items in native byte order, total items).
+
+    The header is read first and the size it declares checked against the
+    memory limit (:mod:`eventsnn.limits`) before the data is read or
+    decompressed: a 10 MB gzip file can inflate to 10 GB.
+    """
+    with _open_stream(path) as (stream, compressed):
+        head = _read_some(path, stream, 4)
+        if len(head) < 4:
+            raise _error(path, f"truncated IDX header: {len(head)} bytes, need at least 4")
+        if head[0] != 0 or head[1] != 0:
+            raise _error(path, f"bad IDX magic: first two bytes are {head[:2].hex()}, expected 0000")
+        code, ndim = head[2], head[3]
+        if code not in _IDX_DTYPES:
+            raise _error(path, f"bad IDX magic: unknown data type code 0x{code:02x}")
+        if ndim == 0:
+            raise _error(path, "bad IDX magic: zero dimensions")
+        header = 4 + 4 * ndim
+        dims_raw = _read_some(path, stream, 4 * ndim)
+        if len(dims_raw) < 4 * ndim:
+            raise _error(path, f"truncated IDX header: {4 + len(dims_raw)} bytes, need {header} for {ndim} dimensions")
+        dims = struct.unpack(f">{ndim}I", dims_raw)
+        dtype = _IDX_DTYPES[code]
+        nbytes = prod(dims) * dtype.itemsize
+        n = _take(dims[0], limit)
+        item = prod(dims[1:])
+        need = n * item * dtype.itemsize
+        # what is kept: the raw bytes of the first n items and their float32 copy
+        limits.check_bytes(need + 4 * n * item, f"{path}: {n:,} items of this IDX file (dims {dims}, "
+                           f"{'decompressed ' if compressed else ''}{nbytes:,} bytes)", error=ResourceError)
+        raw = _read_some(path, stream, need)
+        # the rest is only counted (in bounded chunks), so a lying header is still caught
+        size = len(raw)
+        while size <= nbytes:
+            chunk = _read_some(path, stream, min(1 << 20, nbytes + 1 - size))
+            if not chunk:
+                break
+            size += len(chunk)
+    if size < nbytes:
         raise _error(
-            path, f"truncated IDX header: {len(raw)} bytes, need {header} for {ndim} dimensions"
+            path, f"truncated IDX data: dims {dims} need {header + nbytes} bytes, file has {header + size}"
         )
-    dims = struct.unpack_from(f">{ndim}I", raw, 4)
-    dtype = _IDX_DTYPES[code]
-    expected = header + prod(dims) * dtype.itemsize
-    if len(raw) < expected:
-        raise _error(
-            path, f"truncated IDX data: dims {dims} need {expected} bytes, file has {len(raw)}"
-        )
-    if len(raw) > expected:
-        raise _error(
-            path,
-            f"IDX size mismatch: dims {dims} need {expected} bytes, "
-            f"file has {len(raw) - expected} extra",
-        )
-    n = _take(dims[0], limit)
-    arr = np.frombuffer(raw, dtype=dtype, count=n * prod(dims[1:]), offset=header)
+    if size > nbytes:
+        raise _error(path, f"IDX size mismatch: dims {dims} need {header + nbytes} bytes, file has more")
+    arr = np.frombuffer(raw, dtype=dtype, count=n * item)
     return arr.reshape((n, *dims[1:])).astype(dtype.newbyteorder("=")), dims[0]
+
+
+@contextlib.contextmanager
+def _open_stream(path: Path):
+    """The file as a byte stream, decompressed on the fly if it is gzip (detected by content)."""
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise _error(path, f"cannot read file ({exc.strerror or exc})") from None
+    with fh:
+        compressed = fh.read(2) == _GZIP_MAGIC
+        fh.seek(0)
+        if compressed:
+            with gzip.GzipFile(fileobj=fh) as gz:
+                yield gz, True
+        else:
+            yield fh, False
+
+
+def _read_some(path: Path, stream, n: int) -> bytes:
+    try:
+        return stream.read(n)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _error(path, f"corrupt or truncated gzip data ({exc})") from None
 
 
 def _idx_label_path(images: Path) -> Path | None:
@@ -318,12 +352,12 @@ def _sniff_cifar(path: Path) -> bool | None:
     """
     size = path.stat().st_size
     fits = []
-    for cifar100, n_label, limits in ((False, 1, (10,)), (True, 2, (20, 100))):
+    for cifar100, n_label, label_limits in ((False, 1, (10,)), (True, 2, (20, 100))):
         record = n_label + _CIFAR_PIXELS
         if size == 0 or size % record:
             continue
         raw = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, record)
-        if all(int(raw[:, k].max()) < lim for k, lim in enumerate(limits)):
+        if all(int(raw[:, k].max()) < lim for k, lim in enumerate(label_limits)):
             fits.append(cifar100)
     return fits[0] if len(fits) == 1 else None
 
@@ -332,16 +366,22 @@ def _load_cifar(path: Path, limit: int | None, *, cifar100: bool) -> Dataset:
     # CIFAR-100 records carry a coarse and a fine label byte; we use the fine one.
     n_label_bytes, n_classes, kind = (2, 100, "CIFAR-100") if cifar100 else (1, 10, "CIFAR-10")
     record = n_label_bytes + _CIFAR_PIXELS
-    raw = _read_bytes(path)
-    if len(raw) == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise _error(path, "empty data set (0 samples)")
-    if len(raw) % record:
+    if size % record:
         raise _error(
             path,
-            f"size {len(raw)} bytes is not a multiple of the {record}-byte {kind} record "
+            f"size {size} bytes is not a multiple of the {record}-byte {kind} record "
             "(truncated file, or CIFAR-10/100 file named like the other)",
         )
-    n = _take(len(raw) // record, limit)
+    n = _take(size // record, limit)
+    # what is kept: the records read and their float32 images
+    limits.check_bytes(n * record + 4 * n * _CIFAR_PIXELS, f"{path}: {n:,} records of this {kind} file",
+                       error=ResourceError)
+    raw = _read_bytes(path, n * record)
+    if len(raw) < n * record:
+        raise _error(path, "the file shrank while it was read")
     data = np.frombuffer(raw, dtype=np.uint8, count=n * record).reshape(n, record)
     labels = data[:, n_label_bytes - 1]
     if labels.max() >= n_classes:
@@ -358,18 +398,54 @@ def _load_cifar(path: Path, limit: int | None, *, cifar100: bool) -> Dataset:
 # npz
 
 
+# What reading a damaged or hostile .npz raises: zip and zlib errors, numpy's .npy
+# header parser (tokenize and ast.literal_eval underneath: TokenError, SyntaxError,
+# RecursionError), unsupported zip features (NotImplementedError, RuntimeError).
+_NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, RuntimeError,
+               NotImplementedError, struct.error, SyntaxError, tokenize.TokenError, TypeError,
+               OverflowError)
+
+
+def _check_npz_sizes(path: Path) -> None:
+    """Read the .npy headers of ``x`` and ``y`` (not their data) and check their declared sizes.
+
+    An archive a few KB long can declare a 15 GB array; ``np.load`` would
+    allocate it before finding the data missing.
+    """
+    total, parts = 0, []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in ("x.npy", "y.npy"):
+                if name not in archive.namelist():
+                    continue
+                with archive.open(name) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                nbytes = prod(shape) * dtype.itemsize
+                total += nbytes + (4 * prod(shape) if name == "x.npy" else 0)  # + the float32 copy
+                parts.append(f"{name[0]} {tuple(shape)} {dtype}")
+    except _NPZ_ERRORS as exc:
+        raise _error(path, f"cannot read npz: {type(exc).__name__}: {exc}") from None
+    limits.check_bytes(total, f"{path}: this npz ({', '.join(parts)})", error=ResourceError)
+
+
 def _load_npz(path: Path, limit: int | None) -> Dataset:
     # np.load falls back to unpickling for unknown content; check the zip
     # signature first so a non-npz file gets a clear message.
     if not _read_bytes(path, 2).startswith(b"PK"):
         raise _error(path, "not an .npz (zip) archive")
+    _check_npz_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = list(archive.files)
             x_raw = archive["x"] if "x" in names else None
             y_raw = archive["y"] if "y" in names else None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
-        # ValueError: object (pickled) arrays or malformed .npy headers inside.
+    except _NPZ_ERRORS as exc:
+        # ValueError: object (pickled) arrays or malformed .npy headers inside;
+        # RuntimeError, NotImplementedError: zip features (encryption, methods) we do not read.
         raise _error(path, f"cannot read npz: {exc}") from None
     if x_raw is None:
         raise _error(path, f"npz has no array 'x' (arrays: {', '.join(names) or 'none'})")

@@ -96,12 +96,16 @@ def read_profiles(path=None) -> dict:
         where = os.fspath(path)
         if not os.path.isfile(where):
             raise ProfileError(f"{where}: no such profile file")
+        from .limits import check_bytes
+        check_bytes(4 * os.path.getsize(where), f"{where}: reading this profile file")
         with open(where, "rb") as f:
             text = f.read().decode("utf-8", "replace")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ProfileError(f"{where}: not valid TOML: nested too deeply") from None
     if not doc:
         raise ProfileError(f"{where}: no profiles in the file")
     return {name: _validate(name, table, where) for name, table in doc.items()}

@@ -308,7 +308,45 @@ def infer_shapes(net: Network) -> dict:
         raise NetworkError(f"layer {len(net.layers) - 1} ({last.name!r}): the output layer must have a neuron population")
     if net.decoding == "membrane" and last.neuron is None:
         raise NetworkError("network: field 'decoding': membrane readout needs an output layer with a neuron population")
+    _check_provenance(net, shapes)
     return shapes
+
+
+def _check_provenance(net: Network, shapes: dict) -> None:
+    """Check the parts of ``provenance`` that a run reads, now rather than after the simulation.
+
+    ``provenance`` is free-form, but ``folded_pools`` ({layer: [sy, sx]}, written by
+    ``eventsnn convert``) decides how the source ANN's MACs are counted: every
+    entry must name a conv2d/dense layer and give a pool that fits its input.
+    """
+    if net.provenance is None:
+        net.provenance = {}
+    if not isinstance(net.provenance, dict):
+        raise NetworkError(f"network: field 'provenance' must be a JSON object, got {type(net.provenance).__name__}")
+    folded = net.provenance.get("folded_pools")
+    if folded is None:
+        return
+    if not isinstance(folded, dict):
+        raise NetworkError("network: field 'provenance': 'folded_pools' must map layer names to [sy, sx]")
+    kinds = {layer.name: layer for layer in net.layers}
+    for name, pool in folded.items():
+        where = f"network: field 'provenance': 'folded_pools' entry {name!r}"
+        layer = kinds.get(name)
+        if layer is None or layer.kind not in ("conv2d", "dense"):
+            raise NetworkError(f"{where}: not a conv2d or dense layer of this network")
+        if not (isinstance(pool, list) and len(pool) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= _MAX_DIM for v in pool)):
+            raise NetworkError(f"{where}: expected two positive integers [sy, sx], got {pool!r}")
+        sy, sx = pool
+        h, w, c = shapes[layer.inputs[0]]
+        if layer.kind == "conv2d":
+            kh, kw = layer.weight.shape[:2]
+            fits = all(v % sy == 0 for v in (h, kh, layer.stride[0], layer.padding[0])) \
+                and all(v % sx == 0 for v in (w, kw, layer.stride[1], layer.padding[1]))
+        else:
+            fits = (h * w * c) % (sy * sx) == 0
+        if not fits:
+            raise NetworkError(f"{where}: pool {pool!r} does not fit the layer's {h}x{w}x{c} input")
 
 
 def _current_source_ok(layer: Layer) -> bool:

@@ -56,13 +56,13 @@ def _figure(ax, figsize):
     return ax, False
 
 
-def _finish(ax, own, path):
-    """Lay out a figure we made; write the Axes' figure to ``path`` if given."""
+def _finish(ax, own, path, force=False):
+    """Lay out a figure we made; write the Axes' figure to ``path`` if given (``force``: see atomic_path)."""
     if own:
         ax.figure.tight_layout()
     if path is not None:
         from .io.atomic import atomic_path
-        with atomic_path(path) as tmp:
+        with atomic_path(path, force) as tmp:
             ax.figure.savefig(tmp, dpi=120, format="png")
         if own:
             _pyplot().close(ax.figure)
@@ -266,8 +266,11 @@ def plot_activity(sim, layer, t=None, channel=None, ax=None, path=None):
     return _finish(ax, own, path)
 
 
-def plot_energy(report, path=None, ax=None):
-    """Bar chart of energy per layer and sample, SNN against ANN (log scale)."""
+def plot_energy(report, path=None, ax=None, force=False):
+    """Bar chart of energy per layer and sample, SNN against ANN (log scale).
+
+    ``force`` lets ``path`` be a symlink, FIFO or device (see :func:`eventsnn.io.atomic.atomic_path`).
+    """
     rows = report.rows
     names = [short_name(r["layer"]) for r in rows]
     x = np.arange(len(rows))
@@ -280,4 +283,4 @@ def plot_energy(report, path=None, ax=None):
     ax.set_ylabel("energy per sample (nJ)")
     ax.set_title(f"Energy per layer - profile {report.profile.name}, T = {report.timesteps}")
     ax.legend()
-    return _finish(ax, own, path)
+    return _finish(ax, own, path, force)

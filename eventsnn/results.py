@@ -17,6 +17,7 @@ temporary file renamed into place::
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -26,7 +27,9 @@ import numpy as np
 from .engine.layout import C_DST, C_SRC
 from .engine.simulator import Simulator
 from .io.atomic import atomic_path
-from .errors import ResultsError, SimulationError
+from .errors import DataError, EventsnnError, ResultsError, SimulationError
+from . import limits
+from .network import Network
 from .opcount import layer_macs, layer_synapses
 
 RESULTS_FORMAT = "eventsnn.results"
@@ -107,8 +110,9 @@ class RunResult:
             "sweep": self.sweep_table(),
         }
 
-    def save(self, path) -> None:
-        with atomic_path(path) as tmp:
+    def save(self, path, force: bool = False) -> None:
+        """Write the results file atomically (``force``: see :func:`eventsnn.io.atomic.atomic_path`)."""
+        with atomic_path(path, force) as tmp:
             with h5py.File(tmp, "w") as f:
                 f.attrs["format"] = RESULTS_FORMAT
                 f.attrs["version"] = RESULTS_VERSION
@@ -139,9 +143,14 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     x = np.asarray(x)
     if x.ndim < 2 or x.shape[0] == 0:
         raise SimulationError("no samples to run")
+    # the whole run (traces, per-sample results, the data already held) within the memory limit
+    if isinstance(network, Network) and isinstance(timesteps, (int, np.integer)) and timesteps >= 1:
+        limits.check_run(network, int(timesteps), x.shape[0], len(checkpoints or ()), data_bytes=x.nbytes)
     sim = Simulator(network, timesteps=timesteps, mode=mode, encoding=encoding, seed=seed,
                     poisson_rate=poisson_rate, order=order)
     n, n_layers = x.shape[0], len(sim.layer_names)
+    if y is not None:
+        _check_labels(np.asarray(y), n, int(sim.plan.pops[-1].size))
     per_sample = {k: np.zeros((n, n_layers), np.int64) for k in ("spikes", "syn_ops", "updates", "analog_macs")}
     per_step = {k: np.zeros((n_layers, sim.timesteps), np.int64) for k in ("spikes", "syn_ops", "updates")}
     outputs, predictions, seconds = [], np.zeros(n, np.int64), np.zeros(n, np.float64)
@@ -188,42 +197,152 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
                      ann_macs=ann_macs, ann_macs_textbook=ann_macs_textbook)
 
 
+def _check_labels(y: np.ndarray, n: int, classes: int) -> None:
+    """Labels must be integers in 0..classes-1, one per sample: else accuracy is silently 0 %."""
+    if y.ndim != 1 or y.shape[0] < n or not (np.issubdtype(y.dtype, np.integer) or y.size == 0):
+        raise DataError(f"labels must be one integer per sample (got shape {y.shape}, dtype {y.dtype})")
+    bad = (y[:n] < 0) | (y[:n] >= classes)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"label {int(y[i])} of sample {i} is outside the network's {classes} classes "
+                        f"(0..{classes - 1}); {int(bad.sum())} of {n} labels are")
+
+
 _ARRAYS = {"neurons": 1, "predictions": 1, "outputs": 2, "spikes": 2, "syn_ops": 2, "updates": 2,
            "analog_macs": 2, "spikes_per_step": 2, "syn_ops_per_step": 2, "updates_per_step": 2,
            "seconds": 1, "ann_macs": 1, "ann_macs_textbook": 1}
 
 
 def load_results(path) -> RunResult:
-    """Read a results file written by :meth:`RunResult.save`; ValueError names what is wrong."""
+    """Read a results file written by :meth:`RunResult.save`; ResultsError names what is wrong.
+
+    Every field is checked against the others (dtypes, shapes, counts that are
+    finite and non-negative, neuron counts >= 1), so a corrupt file is refused
+    here rather than printing ``inf`` rates or ``nan`` energies later. The file
+    is opened by :func:`eventsnn.io.safe_h5.open_h5` (no external storage,
+    links or virtual datasets; declared sizes within the memory limit).
+    """
     import os
+
+    from .io import json_safe
+    from .io.safe_h5 import H5_ERRORS, open_h5
+
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ResultsError(f"{path}: no such results file")
     try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ResultsError(f"{path}: not a readable HDF5 file: {exc}") from None
-    with f:
-        if f.attrs.get("format") != RESULTS_FORMAT:
-            raise ResultsError(f"{path}: not an eventsnn results file (format {f.attrs.get('format')!r})")
-        if int(f.attrs.get("version", -1)) != RESULTS_VERSION:
-            raise ResultsError(f"{path}: results version {f.attrs.get('version')} is not supported")
-        data = {}
-        for key, ndim in _ARRAYS.items():
-            if key not in f or f[key].ndim != ndim:
-                raise ResultsError(f"{path}: field '{key}' is missing or has the wrong shape")
-            data[key] = f[key][()]
-        try:
-            layers = json.loads(f.attrs["layers"])
-            settings = json.loads(f.attrs["settings"])
-        except (KeyError, json.JSONDecodeError):
-            raise ResultsError(f"{path}: field 'layers' or 'settings' is missing or not JSON") from None
-        labels = f["labels"][()] if "labels" in f else None
-        checkpoints = f["checkpoints"][()] if "checkpoints" in f else np.zeros(0, np.int64)
-        cp = f["checkpoint_predictions"][()] if "checkpoint_predictions" in f else np.zeros((0, 0), np.int64)
-        timesteps = int(f.attrs.get("timesteps", 0))
-    n_layers = len(layers)
-    if data["neurons"].shape != (n_layers,) or data["syn_ops"].shape[1:] != (n_layers,) or timesteps < 1:
-        raise ResultsError(f"{path}: inconsistent layer counts")
+        with open_h5(path, ResultsError, "results file") as f:
+            return _read_results(f, path, json_safe)
+    except EventsnnError:
+        raise
+    except (*H5_ERRORS, RecursionError) as exc:
+        raise ResultsError(f"{path}: damaged results file ({type(exc).__name__}: {exc})") from None
+
+
+def _field(f, key, path, ndim, kind="i", required=True):
+    """Dataset ``key`` as an array of ``ndim`` dimensions and dtype kind ``kind`` ('i' or 'f')."""
+    if key not in f:
+        if required:
+            raise ResultsError(f"{path}: field '{key}' is missing")
+        return None
+    obj = f[key]
+    if not isinstance(obj, h5py.Dataset) or obj.ndim != ndim:
+        raise ResultsError(f"{path}: field '{key}' must be a {ndim}-D dataset")
+    ok = obj.dtype.kind in ("iu" if kind == "i" else "fiu")
+    if not ok:
+        raise ResultsError(f"{path}: field '{key}' has dtype {obj.dtype}, expected "
+                           f"{'integers' if kind == 'i' else 'numbers'}")
+    arr = obj[()]
+    if kind == "i":
+        if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise ResultsError(f"{path}: field '{key}' holds values too large for int64")
+        return arr.astype(np.int64)
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ResultsError(f"{path}: field '{key}' contains NaN or infinite values")
+    return arr
+
+
+def _read_results(f, path, json_safe) -> RunResult:
+    fmt = f.attrs.get("format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("utf-8", "replace")
+    if fmt != RESULTS_FORMAT:
+        raise ResultsError(f"{path}: not an eventsnn results file (format {fmt!r})")
+    version = np.asarray(f.attrs.get("version", -1))
+    if version.shape != () or version.dtype.kind not in "iu" or int(version) != RESULTS_VERSION:
+        raise ResultsError(f"{path}: results version {f.attrs.get('version')!r} is not supported "
+                           f"(this eventsnn reads version {RESULTS_VERSION})")
+    data = {}
+    for key, ndim in _ARRAYS.items():
+        data[key] = _field(f, key, path, ndim, "f" if key in ("outputs", "seconds") else "i")
+    for key in ("layers", "settings"):
+        if key not in f.attrs:
+            raise ResultsError(f"{path}: field '{key}' is missing")
+    layers = json_safe.loads(f.attrs["layers"], f"{path}: field 'layers'", ResultsError)
+    settings = json_safe.loads(f.attrs["settings"], f"{path}: field 'settings'", ResultsError)
+    if not isinstance(layers, list) or not layers or not all(isinstance(n, str) for n in layers):
+        raise ResultsError(f"{path}: field 'layers' must be a non-empty list of layer names")
+    if not isinstance(settings, dict):
+        raise ResultsError(f"{path}: field 'settings' must be a JSON object")
+    labels = _field(f, "labels", path, 1, required=False)
+    checkpoints = _field(f, "checkpoints", path, 1, required=False)
+    cp = _field(f, "checkpoint_predictions", path, 2, required=False)
+    timesteps = np.asarray(f.attrs.get("timesteps", 0))
+    if timesteps.shape != () or timesteps.dtype.kind not in "iu" or int(timesteps) < 1:
+        raise ResultsError(f"{path}: field 'timesteps' must be a positive integer")
+    timesteps = int(timesteps)
+    checkpoints = np.zeros(0, np.int64) if checkpoints is None else checkpoints
+    cp = np.zeros((0, 0), np.int64) if cp is None else cp
+    _check_consistent(path, layers, timesteps, data, labels, checkpoints, cp, settings)
     return RunResult(layers=layers, timesteps=timesteps, labels=labels, settings=settings,
                      checkpoints=checkpoints, checkpoint_predictions=cp, **data)
+
+
+def _check_consistent(path, layers, timesteps, data, labels, checkpoints, cp, settings) -> None:
+    n_layers, samples = len(layers), data["predictions"].shape[0]
+    want = {"neurons": (n_layers,), "ann_macs": (n_layers,), "ann_macs_textbook": (n_layers,),
+            "predictions": (samples,), "seconds": (samples,)}
+    for key in ("spikes", "syn_ops", "updates", "analog_macs"):
+        want[key] = (samples, n_layers)
+    for key in ("spikes_per_step", "syn_ops_per_step", "updates_per_step"):
+        want[key] = (n_layers, timesteps)
+    for key, shape in want.items():
+        if data[key].shape != shape:
+            raise ResultsError(f"{path}: field '{key}' has shape {data[key].shape}, expected {shape} "
+                               f"({n_layers} layers, {samples} samples, {timesteps} steps)")
+    if samples < 1:
+        raise ResultsError(f"{path}: the file holds no samples")
+    if data["outputs"].shape[0] != samples or data["outputs"].shape[1] < 1:
+        raise ResultsError(f"{path}: field 'outputs' has shape {data['outputs'].shape}, expected ({samples}, K)")
+    if np.any(data["neurons"] < 1) or np.any(data["neurons"] >= 1 << 31):
+        raise ResultsError(f"{path}: field 'neurons': every layer has 1 to 2**31 - 1 neurons")
+    for key in ("spikes", "syn_ops", "updates", "analog_macs", "spikes_per_step", "syn_ops_per_step",
+                "updates_per_step", "ann_macs", "ann_macs_textbook"):
+        # sums over samples, steps and layers must not wrap int64 (nor lose all float precision)
+        if np.abs(data[key].astype(np.float64)).sum() >= 2.0 ** 62:
+            raise ResultsError(f"{path}: field '{key}' holds implausibly large counts")
+    for key in ("spikes", "syn_ops", "updates", "analog_macs", "spikes_per_step", "syn_ops_per_step",
+                "updates_per_step", "ann_macs", "ann_macs_textbook"):
+        if data[key].size and data[key].min() < 0:
+            raise ResultsError(f"{path}: field '{key}' holds negative counts")
+    if np.any(data["seconds"] < 0):
+        raise ResultsError(f"{path}: field 'seconds' holds negative times")
+    classes = data["outputs"].shape[1]
+    if np.any((data["predictions"] < 0) | (data["predictions"] >= classes)):
+        raise ResultsError(f"{path}: field 'predictions' holds classes outside 0..{classes - 1}")
+    if labels is not None and labels.shape != (samples,):
+        raise ResultsError(f"{path}: field 'labels' has shape {labels.shape}, expected ({samples},)")
+    if checkpoints.size and (checkpoints.min() < 1 or checkpoints.max() > timesteps
+                             or cp.shape != (samples, checkpoints.size)):
+        raise ResultsError(f"{path}: fields 'checkpoints'/'checkpoint_predictions' do not match the run")
+    for key in ("layer_sources", "layer_synapses"):
+        value = settings.get(key)
+        if value is not None and (not isinstance(value, list) or len(value) != n_layers):
+            raise ResultsError(f"{path}: field 'settings': '{key}' must be a list with one entry per layer")
+    sources = settings.get("layer_sources")
+    if sources is not None and not all(isinstance(s, list) and all(isinstance(j, int) and 0 <= j < n_layers
+                                                                   for j in s) for s in sources):
+        raise ResultsError(f"{path}: field 'settings': 'layer_sources' must list layer indices")
+    synapses = settings.get("layer_synapses")
+    if synapses is not None and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                        and math.isfinite(v) and v >= 0 for v in synapses):
+        raise ResultsError(f"{path}: field 'settings': 'layer_synapses' must be non-negative numbers")

@@ -61,7 +61,7 @@ def test_identity_on_shipped_and_multi_spike_nets():
 
 def test_folded_pools_provenance_survives(tmp_path):
     net = random_network(np.random.default_rng(7), "direct")
-    net.provenance = {"folded_pools": {"out": [2, 2]}, "tool": "test"}
+    net.provenance = {"folded_pools": {"out": [1, 1]}, "tool": "test"}
     assert_same_network(net, Plan(net, 2).to_network())
 
 

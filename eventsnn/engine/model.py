@@ -64,7 +64,7 @@ class State(NamedTuple):
     tflag: np.ndarray  # uint8 per unit: already in its population's touched list
     tlist: np.ndarray  # int32 touched units, per population from pop_i[P_UOFF]
     tn: np.ndarray  # int64 per population: length of its touched list
-    gate_cnt: np.ndarray  # int32 spike counts seen by max-pool gates
+    gate_cnt: np.ndarray  # int64 spike counts seen by max-pool gates
     gate_last: np.ndarray  # float64 last spike time seen by max-pool gates
     spike_count: np.ndarray  # int64 spikes of every neuron so far
     in_time: np.ndarray  # float64 input spike times, sorted

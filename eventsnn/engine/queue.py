@@ -28,12 +28,18 @@ from .layout import Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N, Q_NFIELDS, Q_SEQ
 from .model import Queue, array_fields
 
 
+_EVENT_BYTES = 4 * 4  # ev_conn, ev_idx, ev_next, ev_free (int32)
+_BUCKET_BYTES = 8 + 4 + 8 + 4 + 4 + 4 + 4  # b_time, b_rank, b_seq, b_head, b_tail, b_free, heap
+
+
 class EventQueue:
     """The preallocated arrays of the queue, grown on demand from Python."""
 
     def __init__(self, n_ranks: int, capacity: int = 1 << 14, bucket_capacity: int = 1 << 10,
-                 layer_major: bool = False):
+                 layer_major: bool = False, max_bytes: int | None = None):
         self.n_ranks = int(n_ranks)
+        # Growth bound (bytes of event and bucket slots); None: unbounded.
+        self.max_bytes = max_bytes
         self.layer_major = bool(layer_major)
         self.qs = np.zeros(Q_NFIELDS, np.int64)
         self.ev_conn = np.zeros(0, np.int32)
@@ -93,7 +99,23 @@ class EventQueue:
         self.qs[Q_B_FREE] = free_n + extra
 
     def ensure(self, events: int, buckets: int) -> None:
-        """Grow so that at least ``events`` event and ``buckets`` bucket slots are free."""
+        """Grow so that at least ``events`` event and ``buckets`` bucket slots are free.
+
+        Raises :class:`~eventsnn.errors.ResourceError` instead of growing past ``max_bytes``.
+        """
+        if self.max_bytes is not None:
+            ev = self.ev_conn.size if self.qs[Q_EV_FREE] >= events else \
+                max(2 * self.ev_conn.size, self.ev_conn.size + events - int(self.qs[Q_EV_FREE]))
+            bk = self.b_time.size if self.qs[Q_B_FREE] >= buckets else \
+                max(2 * self.b_time.size, self.b_time.size + buckets - int(self.qs[Q_B_FREE]))
+            if ev * _EVENT_BYTES + bk * _BUCKET_BYTES > self.max_bytes:
+                from ..errors import ResourceError
+                from ..limits import human
+                raise ResourceError(
+                    f"the event queue would grow to {human(ev * _EVENT_BYTES + bk * _BUCKET_BYTES)} "
+                    f"({ev:,} pending spikes), above the {human(self.max_bytes)} the memory limit leaves "
+                    f"for it; a layer fires far more spikes than expected (a tiny threshold with "
+                    f"max_spikes > 1?); raise --max-memory if this is intended")
         if self.qs[Q_EV_FREE] < events:
             need = self.ev_conn.size + events - int(self.qs[Q_EV_FREE])
             self._grow_events(max(2 * self.ev_conn.size, need))

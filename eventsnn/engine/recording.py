@@ -68,6 +68,10 @@ class Recording:
         sel = r.trace_neuron[:n] == neuron
         return r.trace_t[:n][sel].copy(), r.trace_pre[:n][sel].copy(), r.trace_post[:n][sel].copy()
 
+    def nbytes(self) -> int:
+        """Bytes held by the log and the traces now."""
+        return sum(int(a.nbytes) for a in self.arrays)
+
     def snapshot(self) -> dict:
         return {k: v.copy() for k, v in array_fields(self.arrays).items()}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import limits
 from ..encoding import bernoulli_spikes, poisson_process_spikes, sample_rng
 from ..errors import DataError, NetworkError, SimulationError
 from ..network import Network
@@ -91,6 +92,7 @@ class Simulator:
             raise SimulationError(f"unknown event order {order!r} (known: {', '.join(ORDERS)})")
         if order == "layer" and mode != "discrete":
             raise SimulationError("order 'layer' needs discrete time (synaptic delays can reorder layers)")
+        limits.check_run(network, int(timesteps), record_spikes=record_spikes)  # before any allocation
         self.backend = get_backend(backend)
         self.network = network
         self.order = order
@@ -107,7 +109,7 @@ class Simulator:
         self.state = State(
             v=aligned_zeros(n, np.float32), inp=aligned_zeros(n, np.float32), const=aligned_zeros(n, np.float32),
             last_t=np.zeros(n, np.float64), tflag=np.zeros(u, np.uint8), tlist=np.zeros(u, np.int32),
-            tn=np.zeros(n_pops, np.int64), gate_cnt=np.zeros(plan.n_gate, np.int32),
+            tn=np.zeros(n_pops, np.int64), gate_cnt=np.zeros(plan.n_gate, np.int64),
             gate_last=np.full(plan.n_gate, -1.0, np.float64), spike_count=np.zeros(n, np.int64),
             in_time=np.zeros(0, np.float64), in_idx=np.zeros(0, np.int32), clock=np.zeros(1, np.float64),
             # Largest synaptic drive (I_spikes + I_const) seen by each layer, kept
@@ -123,7 +125,8 @@ class Simulator:
         self.probes = Probes(on_pop=np.zeros(n_pops, np.uint8), on_neuron=np.zeros(n, np.uint8),
                              hit=np.zeros(3, np.int64), hit_time=np.zeros(1, np.float64))
         self.track_max_input = False
-        self.queue = EventQueue(n_pops, layer_major=order == "layer")
+        self.queue = EventQueue(n_pops, layer_major=order == "layer",
+                                max_bytes=limits.queue_budget(network, int(timesteps)))
         self.events_processed = 0
         self._loaded = False
         self.debugger = Debugger(self)
@@ -237,6 +240,8 @@ class Simulator:
             if status == ST_GROW_QUEUE:
                 self.queue.ensure(self.queue.ev_conn.size + 1, self.queue.b_time.size + 1)
             elif status == ST_GROW_LOG:
+                # recorded spikes and membrane traces double: bounded by the memory limit
+                limits.check_bytes(3 * self.recording.nbytes(), "the recorded spikes and traces")
                 self.recording.grow()
             else:
                 return _STATUS[status]

@@ -32,13 +32,15 @@ Notes on the mapping:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
 import numpy as np
 
 from ..ann import AnnGraph, AnnLayer, ConversionError
+from ..errors import EventsnnError
+from . import json_safe
+from .safe_h5 import H5_ERRORS, open_h5
 
 __all__ = ["read_keras_h5"]
 
@@ -48,22 +50,20 @@ _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
 def read_keras_h5(path) -> AnnGraph:
-    """Read a Keras HDF5 model file and return its framework-neutral graph."""
-    import h5py
+    """Read a Keras HDF5 model file and return its framework-neutral graph.
 
+    The file is opened by :func:`.safe_h5.open_h5` (no external storage, links
+    or virtual datasets; declared sizes within the memory limit).
+    """
     path = os.fspath(path)
     try:
-        handle = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise ConversionError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    try:
-        with handle as f:
+        with open_h5(path, ConversionError, "Keras model file") as f:
             return _read(f, path)
-    except ConversionError:
+    except EventsnnError:
         raise
-    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+    except (*H5_ERRORS, RecursionError) as exc:
         # h5py raises these for truncated or damaged files.
-        raise ConversionError(f"{path}: damaged Keras HDF5 file ({type(exc).__name__}: {exc})") from exc
+        raise ConversionError(f"{path}: damaged Keras HDF5 file ({type(exc).__name__}: {exc})") from None
 
 
 # --------------------------------------------------------------------------- file level
@@ -84,9 +84,10 @@ def _read(f, path) -> AnnGraph:
         raise ConversionError(f"{path}: no 'model_config' attribute; not a Keras model file "
                               "(a weights-only file, or not written by model.save)")
     try:
-        config = json.loads(_attr_str(raw))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConversionError(f"{path}: 'model_config' is not valid JSON ({exc})") from exc
+        text = _attr_str(raw)
+    except UnicodeDecodeError:
+        raise ConversionError(f"{path}: 'model_config' is not UTF-8 text") from None
+    config = json_safe.loads(text, f"{path}: 'model_config'", ConversionError)
     if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
         raise ConversionError(f"{path}: 'model_config' is not a Keras model config "
                               "(expected an object with 'class_name' and 'config')")
@@ -413,7 +414,13 @@ class _Builder:
         for wname in names:
             if wname not in group:
                 self.fail(name, cls, f"weight {wname!r} listed in weight_names is missing")
-            arrays.append((wname, np.asarray(group[wname][()], dtype=np.float32)))
+            try:
+                raw = np.asarray(group[wname][()])
+            except H5_ERRORS as exc:
+                self.fail(name, cls, f"weight {wname!r} cannot be read (damaged file: {type(exc).__name__}: {exc})")
+            if raw.dtype.kind not in "fiub":  # complex would silently lose its imaginary part
+                self.fail(name, cls, f"weight {wname!r} has dtype {raw.dtype}, not real numbers")
+            arrays.append((wname, raw.astype(np.float32)))
         by_base = {}
         for wname, arr in arrays:
             base = wname.rsplit("/", 1)[-1].split(":", 1)[0]

@@ -12,20 +12,17 @@ FORMATS = ("auto", "onnx", "keras", "nir")
 def detect_format(path) -> str:
     """``onnx``, ``keras`` or ``nir`` from the file's content (HDF5 layout) or name."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ConversionError(f"{path}: no such model file")
+    from .safe_h5 import require_regular
+    require_regular(path, ConversionError, "model file")
     with open(path, "rb") as f:
         head = f.read(8)
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        import h5py
-        try:
-            with h5py.File(path, "r") as f:
-                if "model_config" in f.attrs:
-                    return "keras"
-                if "node" in f:
-                    return "nir"
-        except OSError as exc:
-            raise ConversionError(f"{path}: damaged HDF5 file: {exc}") from None
+        from .safe_h5 import open_h5
+        with open_h5(path, ConversionError, "model file") as f:
+            if "model_config" in f.attrs:
+                return "keras"
+            if "node" in f:
+                return "nir"
         raise ConversionError(f"{path}: an HDF5 file that is neither a Keras model (no model_config) "
                               f"nor a NIR graph (no 'node' group)")
     if path.lower().endswith(".onnx") or head[:1] == b"\x08":

@@ -29,17 +29,21 @@ import os
 import h5py
 import numpy as np
 
+from .. import limits
+from ..errors import ResourceError
 from ..network import Layer, Network, NetworkError, Neuron
+from . import json_safe
 from .atomic import atomic_path
+from .safe_h5 import H5_ERRORS, open_h5
 
 FORMAT = "eventsnn.network"
 VERSION = 1
 
 
-def save_network(net: Network, path) -> None:
-    """Validate ``net`` and write it to ``path`` (atomically)."""
+def save_network(net: Network, path, force: bool = False) -> None:
+    """Validate ``net`` and write it to ``path`` (atomically; ``force``: see :func:`.atomic.atomic_path`)."""
     net.shapes()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, force) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
@@ -83,37 +87,38 @@ def _json_default(obj):
 
 
 def load_network(path) -> Network:
-    """Read and validate a network file; raise NetworkError naming what is wrong."""
+    """Read and validate a network file; raise NetworkError naming the file, layer and field.
+
+    The file is opened by :func:`.safe_h5.open_h5`: external storage, external
+    links and virtual datasets are refused before any data is read, and so is
+    a file declaring more data than the memory limit. A network whose engine
+    structures would exceed the limit is refused too (:mod:`eventsnn.limits`).
+    """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise NetworkError(f"{path}: no such network file")
-    if os.path.isdir(path):
-        raise NetworkError(f"{path}: is a directory, not a network file")
     try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise NetworkError(f"{path}: not a readable HDF5 file (truncated or another format): {exc}") from None
-    try:
-        with f:
+        with open_h5(path, NetworkError, "network file") as f:
             net = _read(f, path)
+        net.shapes()
+        limits.check_network(net, f"{path}: this network")
+    except ResourceError:
+        raise
     except NetworkError as exc:
         msg = str(exc)
         raise NetworkError(msg if msg.startswith(path) else f"{path}: {msg}") from None
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise NetworkError(f"{path}: damaged network file: {exc}") from None
-    try:
-        net.shapes()
-    except NetworkError as exc:
-        raise NetworkError(f"{path}: {exc}") from None
+    except (RecursionError, *H5_ERRORS) as exc:
+        raise NetworkError(f"{path}: damaged network file: {type(exc).__name__}: {exc}") from None
     return net
 
 
 def _attr(obj, key, where, kind=str, required=True, default=None):
-    if key not in obj.attrs:
-        if required:
-            raise NetworkError(f"{where}: field '{key}' is missing")
-        return default
-    value = obj.attrs[key]
+    try:
+        if key not in obj.attrs:
+            if required:
+                raise NetworkError(f"{where}: field '{key}' is missing")
+            return default
+        value = obj.attrs[key]
+    except H5_ERRORS as exc:
+        raise NetworkError(f"{where}: field '{key}' cannot be read (damaged file: {type(exc).__name__}: {exc})") from None
     if kind is str:
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
@@ -138,18 +143,21 @@ def _attr(obj, key, where, kind=str, required=True, default=None):
 
 
 def _dataset(g, key, where, required):
-    if key not in g:
-        if required:
-            raise NetworkError(f"{where}: field '{key}' is missing")
-        return None
-    obj = g[key]
-    if not isinstance(obj, h5py.Dataset):
-        raise NetworkError(f"{where}: field '{key}' must be a dataset")
-    if obj.dtype.kind not in "fiu":
-        raise NetworkError(f"{where}: field '{key}' must be numeric, got dtype {obj.dtype}")
-    if obj.size > (1 << 31):
-        raise NetworkError(f"{where}: field '{key}' is absurdly large ({obj.shape})")
-    return np.asarray(obj[()], dtype=np.float32)
+    try:
+        if key not in g:
+            if required:
+                raise NetworkError(f"{where}: field '{key}' is missing")
+            return None
+        obj = g[key]
+        if not isinstance(obj, h5py.Dataset):
+            raise NetworkError(f"{where}: field '{key}' must be a dataset")
+        if obj.dtype.kind not in "fiu":
+            raise NetworkError(f"{where}: field '{key}' must be numeric, got dtype {obj.dtype}")
+        if obj.size > (1 << 31):
+            raise NetworkError(f"{where}: field '{key}' is absurdly large ({obj.shape})")
+        return np.asarray(obj[()], dtype=np.float32)
+    except H5_ERRORS as exc:
+        raise NetworkError(f"{where}: field '{key}' cannot be read (damaged file: {type(exc).__name__}: {exc})") from None
 
 
 def _read(f: h5py.File, path: str) -> Network:
@@ -157,27 +165,34 @@ def _read(f: h5py.File, path: str) -> Network:
     fmt = _attr(f, "format", where)
     if fmt != FORMAT:
         raise NetworkError(f"{where}: field 'format' is {fmt!r}, not {FORMAT!r}")
-    version = int(np.asarray(f.attrs.get("version", -1)).reshape(()))
+    if "version" not in f.attrs:
+        raise NetworkError(f"{where}: field 'version' is missing")
+    version = _attr(f, "version", where, int)  # an integer: 1.99 is not version 1
     if version != VERSION:
         raise NetworkError(f"{where}: format version {version} is not supported (this eventsnn reads version {VERSION})")
     input_shape = _attr(f, "input_shape", where, "ints")
     encoding = _attr(f, "encoding", where)
     decoding = _attr(f, "decoding", where)
-    try:
-        provenance = json.loads(_attr(f, "provenance", where, required=False, default="{}"))
-    except json.JSONDecodeError:
-        raise NetworkError(f"{where}: field 'provenance' is not valid JSON") from None
+    provenance = json_safe.loads(_attr(f, "provenance", where, required=False, default="{}"),
+                                 f"{where}: field 'provenance'", NetworkError)
     if "layers" not in f or not isinstance(f["layers"], h5py.Group):
         raise NetworkError(f"{where}: group 'layers' is missing")
     group = f["layers"]
-    count = int(np.asarray(group.attrs.get("count", -1)).reshape(()))
+    count = _attr(group, "count", "layers", int)
     if count < 1 or count > 100000:
-        raise NetworkError(f"layers: field 'count' is missing or invalid ({count})")
-    layers = []
-    for i in range(count):
-        key = f"{i:04d}"
+        raise NetworkError(f"layers: field 'count' is invalid ({count})")
+    expected = [f"{i:04d}" for i in range(count)]
+    for i, key in enumerate(expected):
         if key not in group:
-            raise NetworkError(f"layer {i}: group 'layers/{key}' is missing")
+            raise NetworkError(f"layer {i}: group 'layers/{key}' is missing (layers: field 'count' is {count})")
+    extra = sorted(set(group.keys()) - set(expected))
+    if extra:  # a count that is too small would silently drop layers (the output layer, say)
+        raise NetworkError(f"layers: field 'count' is {count}, but the group also holds "
+                           f"{', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
+    layers = []
+    for i, key in enumerate(expected):
+        if not isinstance(group[key], h5py.Group):
+            raise NetworkError(f"layer {i}: 'layers/{key}' is not a group")
         layers.append(_read_layer(group[key], i))
     return Network(input_shape=input_shape, layers=layers, encoding=encoding,
                    decoding=decoding, provenance=provenance)
@@ -188,10 +203,7 @@ def _read_layer(g, i: int) -> Layer:
     name = _attr(g, "name", where)
     where = f"layer {i} ({name!r})"
     kind = _attr(g, "kind", where)
-    try:
-        inputs = json.loads(_attr(g, "inputs", where))
-    except json.JSONDecodeError:
-        raise NetworkError(f"{where}: field 'inputs' is not a JSON list") from None
+    inputs = json_safe.loads(_attr(g, "inputs", where), f"{where}: field 'inputs'", NetworkError)
     if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
         raise NetworkError(f"{where}: field 'inputs' must be a list of layer names")
     layer = Layer(name=name, kind=kind, inputs=tuple(inputs))

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ann import AnnGraph, AnnLayer, ConversionError, prune
+from ..errors import EventsnnError
 
 SUPPORTED_NODES = (
     "Input", "Output", "Conv2d", "Affine", "Linear", "Flatten", "AvgPool2d", "SumPool2d",
@@ -107,17 +108,17 @@ def _plain(value):
 
 def _read_version(path: str):
     """Open ``path`` as HDF5, check it holds a NIR graph, return the stored NIR version (or None)."""
-    import h5py
+    from .safe_h5 import open_h5
 
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5(path, ConversionError, "NIR file") as f:
             if "node" not in f:
                 raise ConversionError(f"{path}: not a NIR file (an HDF5 file without a 'node' group)")
             if "version" not in f:
                 return None
             version = f["version"][()]
             return version.decode("utf8", "replace") if isinstance(version, bytes) else str(version)
-    except ConversionError:
+    except EventsnnError:
         raise
     except Exception as exc:  # not HDF5, truncated, unreadable
         raise ConversionError(f"{path}: not a readable NIR file ({type(exc).__name__}: {exc})") from None
@@ -146,6 +147,25 @@ def read_nir(path) -> AnnGraph:
     return _Importer(path, graph, version, getattr(nir, "version", None)).run()
 
 
+def _check_values(graph, path: str, depth: int = 0) -> None:
+    """Refuse node parameters that are not real numbers (complex, text, objects) before any cast.
+
+    Casting complex weights to float would silently drop their imaginary part.
+    """
+    if depth > 32:
+        raise ConversionError(f"{path}: NIR subgraphs nested more than 32 deep")
+    for name, node in getattr(graph, "nodes", {}).items():
+        if type(node).__name__ == "NIRGraph":
+            _check_values(node, path, depth + 1)
+            continue
+        for key, value in vars(node).items():
+            values = value.values() if isinstance(value, dict) else [value]
+            for v in values:
+                if isinstance(v, np.ndarray) and v.dtype.kind not in "fiub":
+                    raise ConversionError(f"{path}: node {name!r}: field {key!r} has dtype {v.dtype}, "
+                                          f"not real numbers")
+
+
 class _Importer:
     def __init__(self, path, graph, version, reader_version):
         self.path = path
@@ -158,6 +178,7 @@ class _Importer:
         self.used = {"input"}
         self.acts: dict = {}
         self.neurons: dict = {}
+        _check_values(graph, path)
         self._inline(graph, "")
 
     # -- helpers -----------------------------------------------------------
@@ -275,7 +296,12 @@ class _Importer:
             if kind == "Input":
                 if preds:
                     self.fail(name, node, f"the graph Input has incoming edges from {preds}")
-                input_shape = self.op_Input(name, node)
+                try:
+                    input_shape = self.op_Input(name, node)
+                except EventsnnError:
+                    raise
+                except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+                    self.fail(name, node, f"malformed input shape ({type(exc).__name__}: {exc})")
                 continue
             if not preds:
                 self.fail(name, node, "no edge leads into this node (it is not fed by the Input)")
@@ -286,7 +312,13 @@ class _Importer:
             if handler is None:
                 raise ConversionError(
                     f"{self.path}: node {name!r} ({kind}) is not supported; supported: {', '.join(SUPPORTED_NODES)}")
-            self.acts[name] = handler(name, node, self.gather(name, node, preds))
+            try:
+                self.acts[name] = handler(name, node, self.gather(name, node, preds))
+            except EventsnnError:
+                raise
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+                # a hostile or damaged file: parameters of the wrong type or shape
+                self.fail(name, node, f"malformed parameters ({type(exc).__name__}: {exc})")
 
         if out.layer == "input":
             raise ConversionError(f"{self.path}: the Output node is fed by the Input directly; nothing to convert")
@@ -327,6 +359,8 @@ class _Importer:
     # -- nodes -------------------------------------------------------------
     def op_Input(self, name, node):
         shape = (getattr(node, "input_type", None) or {}).get("input")
+        if shape is not None and np.asarray(shape).size > 8:  # a shape, not data (a hostile file)
+            self.fail(name, node, f"input shape has {np.asarray(shape).size} entries")
         if shape is None:
             self.fail(name, node, "the Input node has no shape")
         dims = [int(d) for d in np.asarray(shape).reshape(-1)]
@@ -433,6 +467,8 @@ class _Importer:
 
     def op_Flatten(self, name, node, x):
         declared = (getattr(node, "input_type", None) or {}).get("input")
+        if declared is not None and np.asarray(declared).size > 8:  # a shape, not data (a hostile file)
+            self.fail(name, node, f"declared input shape has {np.asarray(declared).size} entries")
         if declared is not None and int(np.prod(np.asarray(declared))) != int(np.prod(x.shape)):
             self.fail(name, node, f"declared input shape {list(np.asarray(declared).reshape(-1))} does not match "
                                   f"the incoming {x.shape}")

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import limits
+from .safe_h5 import require_regular
 from ..ann import AnnGraph, AnnLayer, ConversionError, prune
 
 SUPPORTED_OPS = (
@@ -74,12 +76,23 @@ def read_onnx(path) -> AnnGraph:
         ) from exc
 
     path = os.fspath(path)
+    require_regular(path, ConversionError, "ONNX model")
+    # protobuf parsing holds the file and its parsed copy: refuse what cannot fit
+    limits.check_bytes(3 * os.path.getsize(path), f"{path}: reading this ONNX model")
     try:
-        model = onnx.load(path)
+        # External data (tensors kept in other files) is never followed: a model
+        # must not make eventsnn read files it was not given.
+        model = onnx.load(path, load_external_data=False)
     except FileNotFoundError:
         raise
-    except Exception as exc:  # DecodeError, truncated/garbled protobuf, bad external data
-        raise ConversionError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # DecodeError, truncated/garbled protobuf
+        raise ConversionError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
+            where = next((e.value for e in tensor.external_data if e.key == "location"), "?")
+            raise ConversionError(f"{path}: initializer {tensor.name!r} keeps its data in another file "
+                                  f"({where!r}); eventsnn reads self-contained ONNX models only "
+                                  f"(save with save_as_external_data=False)")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
@@ -167,10 +180,24 @@ class _Importer:
             return (1, 1, dims[1])
         raise ConversionError(bad)
 
+    def tensor(self, t, where: str) -> np.ndarray:
+        """A TensorProto as an array; declared size, decoding and dtype checked (hostile files)."""
+        count = 1
+        for d in t.dims:
+            count *= max(int(d), 0)
+        limits.check_bytes(8 * count, f"{self.path}: {where} (dims {list(t.dims)})")
+        try:
+            arr = self.nh.to_array(t)
+        except Exception as exc:  # noqa: BLE001 - onnx raises ValueError, TypeError, KeyError ... for bad tensors
+            raise ConversionError(f"{self.path}: {where}: unreadable tensor ({type(exc).__name__}: {exc})") from None
+        if arr.dtype.kind not in "fiub":
+            raise ConversionError(f"{self.path}: {where}: dtype {arr.dtype} is not a real number type")
+        return arr
+
     # -- main loop ---------------------------------------------------------
     def run(self) -> AnnGraph:
         for init in self.graph.initializer:
-            self.consts[init.name] = self.nh.to_array(init)
+            self.consts[init.name] = self.tensor(init, f"initializer {init.name!r}")
         for node in self.graph.node:
             for t in node.input:
                 if t:
@@ -183,7 +210,12 @@ class _Importer:
                 raise ConversionError(
                     f"{self.path}: node {node.name!r} (op {node.op_type}) is not supported; "
                     f"supported: {', '.join(SUPPORTED_OPS)}")
-            handler(node, self.attrs(node))
+            try:
+                handler(node, self.attrs(node))
+            except ConversionError:
+                raise
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+                self.fail(node, f"malformed node ({type(exc).__name__}: {exc})")  # a damaged or hostile file
 
         if len(self.graph_outputs) != 1:
             raise ConversionError(
@@ -205,7 +237,7 @@ class _Importer:
     # -- ops ---------------------------------------------------------------
     def op_Constant(self, node, a):
         if "value" in a:
-            self.consts[node.output[0]] = self.nh.to_array(a["value"])
+            self.consts[node.output[0]] = self.tensor(a["value"], f"node {node.name!r} (op Constant)")
             return
         for key in ("value_float", "value_int"):
             if key in a:
