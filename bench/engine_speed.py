@@ -274,7 +274,7 @@ def bench_scatter(args) -> dict:
     for _ in range(reps):
         gc.collect()
         t_best = min(t_best, run_timed(sim, x, input_spikes=spikes))
-    tot = sim.totals()
+    tot = sim.per_layer()
     eng_ops = int(tot["syn_ops"].sum())
     rows.append({"name": "engine Simulator.run() (full event loop)", "events": n_ev, "syn_ops": eng_ops,
                  "time_s": t_best, "ops_per_s": eng_ops / t_best, "passes": 1, "events_used": n_ev})
@@ -328,7 +328,7 @@ def bench_scatter(args) -> dict:
         "goal_fraction": 0.5,
         "engine_overhead_outside_deliver_ns_per_event": (t_best - t_d) / n_ev * 1e9,
         "engine_floor_1x1_cout1": {"time_s": t_floor, "ns_per_event": t_floor / n_ev * 1e9,
-                                   "syn_ops": int(sim1.totals()["syn_ops"].sum())},
+                                   "syn_ops": int(sim1.per_layer()["syn_ops"].sum())},
         "bare_cl_ns_per_event": r_cl["time_s"] / r_cl["events"] * 1e9,
     }
     table(["kernel", "events", "syn ops", "time s", "Gops/s", "% bare CL"],
@@ -393,7 +393,7 @@ def bench_scaling(args, images) -> dict:
         f = factor_for_rate(img, r)
         x = np.clip(img * f, 0, 1).astype(np.float32)
         ts = [run_timed(sim, x) for _ in range(args.reps)]
-        tot = sim.totals()
+        tot = sim.per_layer()
         n_in = int(tot["spikes"][0])
         points.append({"target_input_rate": float(r), "scale": f,
                        "input_rate": n_in / (img.size * T), "input_spikes": n_in,
@@ -442,7 +442,7 @@ def bench_idle(args, img, rate) -> dict:
             s.run()
             times[k].append(time.perf_counter() - t0)
     ta, tb = np.median(times["first_only"]), np.median(times["with_idle_layers"])
-    tot = sims["with_idle_layers"].totals()
+    tot = sims["with_idle_layers"].per_layer()
     idle_ops = int(tot["syn_ops"][2:].sum())
     idle_upd = int(tot["updates"][2:].sum())
     q = lambda a: (np.percentile(a, 75) - np.percentile(a, 25))  # noqa: E731
@@ -498,7 +498,7 @@ def n_weighted(): return sum(1 for v in VGG_CFG if v != "A") + 1
 
 
 def layer_rates(sim, T):
-    tot = sim.totals()
+    tot = sim.per_layer()
     return tot["spikes"] / (sim.neurons * T), tot
 
 

@@ -235,7 +235,7 @@ def ev_counts(net, xs, T):
         sim.run()
         for ln in layers:
             counts[ln].append(sim.spike_counts(ln))
-        tot = sim.totals()
+        tot = sim.per_layer()
         spikes.append(tot["spikes"][1:].tolist())
         ops.append(tot["syn_ops"][1:].tolist())
         macs.append(tot["analog_macs"][1:].tolist())

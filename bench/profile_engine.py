@@ -78,7 +78,7 @@ def child(args):
         t0 = time.perf_counter()
         sim.run()
         total += time.perf_counter() - t0
-    ops = int(sim.totals()["syn_ops"].sum())
+    ops = int(sim.per_layer()["syn_ops"].sum())
     print(f"workload: {args.events} events, conv {k}x{k} {CI}->{co}, {ops} syn ops per run; "
           f"run() {total / args.reps:.3f} s ({ops * args.reps / total / 1e9:.3f} Gops/s)")
 

@@ -164,7 +164,7 @@ def in_process_run(net_path, x0, timesteps, log) -> dict:
     t3, c3 = time.perf_counter(), time.process_time()
     sim.run()
     t4, c4 = time.perf_counter(), time.process_time()
-    tot = sim.totals()
+    tot = sim.per_layer()
     res = {"load_network_s": t1 - t0, "plan_and_state_s": t2 - t1, "reset_s": t3 - t2, "run_s": t4 - t3,
            "run_cpu_s": c4 - c3,
            "events_processed": int(sim.events_processed), "syn_ops": int(tot["syn_ops"].sum()),

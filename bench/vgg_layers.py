@@ -103,7 +103,7 @@ def main(argv=None) -> int:
 
         run_engine()  # compile / warm-up
         t_engine = min(run_engine() for _ in range(args.reps))
-        ops_engine = int(sim.totals()["syn_ops"].sum())
+        ops_engine = int(sim.per_layer()["syn_ops"].sum())
         assert np.array_equal(sim.spike_counts(layer.name), full.spike_counts(layer.name)), layer.name
 
         wflat = aligned_zeros(layer.weight.size, np.float32)

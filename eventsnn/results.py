@@ -171,7 +171,7 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
         seconds[i] = time.perf_counter() - start
         predictions[i] = sim.prediction()
         outputs.append(sim.output())
-        totals = sim.totals()
+        totals = sim.per_layer()
         for k in per_sample:
             per_sample[k][i] = totals[k]
         per_step["spikes"] += sim.spikes_per_step

@@ -88,7 +88,7 @@ def test_random_networks_are_active():
     for seed in SEEDS:
         for encoding in ("direct", "poisson"):
             _, sim, _ = run_both(seed, encoding)
-            active += int(np.all(sim.totals()["spikes"][1:] > 0))
+            active += int(np.all(sim.per_layer()["spikes"][1:] > 0))
     assert active >= len(SEEDS)  # at least half of the 2 * len(SEEDS) runs
 
 
@@ -106,7 +106,7 @@ def assert_continuous_matches_reference(net, x, duration, seed):
     for (t1, p1, i1), (t2, p2, i2) in zip(got, want):
         assert (p1, i1) == (p2, i2)
         assert abs(t1 - t2) <= 1e-9
-    np.testing.assert_array_equal(sim.totals()["syn_ops"], ref_syn)
+    np.testing.assert_array_equal(sim.per_layer()["syn_ops"], ref_syn)
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -185,3 +185,17 @@ def test_input_spikes_are_stepped_one_by_one_in_order():
     whole.run()
     assert whole.events_processed == sim.events_processed
     np.testing.assert_array_equal(whole.potentials("conv"), sim.potentials("conv"))
+
+
+def test_totals_are_totals_and_per_layer_is_per_layer():
+    """totals() promises totals: integers summed over layers; per_layer() keeps the arrays."""
+    net, x = _net_and_input(4)
+    sim = Simulator(net, timesteps=12)
+    sim.reset(x)
+    sim.run()
+    per_layer, totals = sim.per_layer(), sim.totals()
+    assert set(per_layer) == set(totals) == {"spikes", "syn_ops", "updates", "analog_macs"}
+    for key, arr in per_layer.items():
+        assert arr.shape == (len(sim.layer_names),)
+        assert isinstance(totals[key], int) and totals[key] == int(arr.sum())
+    assert totals["syn_ops"] == int(sim.syn_ops.sum()) > 0

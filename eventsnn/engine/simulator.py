@@ -373,11 +373,17 @@ class Simulator:
             return int(best[np.argmax(v[best])])
         return int(best[0])
 
-    def totals(self) -> dict:
-        """Per-layer totals of this sample: spikes, synaptic ops, neuron updates, analog MACs."""
+    def per_layer(self) -> dict:
+        """This sample's counts per layer (arrays, input first): spikes, synaptic ops,
+        neuron updates, analog MACs."""
         c = self.counters
         return {"spikes": c.spikes.sum(axis=1), "syn_ops": c.syn_ops.sum(axis=1),
                 "updates": c.updates.sum(axis=1), "analog_macs": c.analog_macs.copy()}
+
+    def totals(self) -> dict:
+        """This sample's counts summed over all layers (integers): spikes (the input's
+        included), synaptic ops, neuron updates, analog MACs. Per layer: :meth:`per_layer`."""
+        return {k: int(v.sum()) for k, v in self.per_layer().items()}
 
     @property
     def neurons(self) -> np.ndarray:
