@@ -305,7 +305,7 @@ class Model:
         params = self.params if params is None else params
         sid = surrogate_id(surrogate)
         alpha = DEFAULT_ALPHA[surrogate] if alpha is None else float(alpha)
-        dtype = trace.U[self.pops[0].name].dtype
+        dtype = trace.U[self.pops[0].name].dtype.type
         T, B = trace.U[self.pops[0].name].shape[:2]
         grads = {k: np.zeros(v.shape, np.float64) for k, v in params.items()}
         dS = {p.name: np.zeros((T, B, p.n), dtype) for p in self.pops}
