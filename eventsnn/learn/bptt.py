@@ -152,7 +152,10 @@ class Model:
     """A Network lowered for batched training. ``params`` maps ``layer/weight`` and
     ``layer/bias`` to float32 master arrays (the network's own shapes)."""
 
-    def __init__(self, net: Network, add_bias: bool = False):
+    def __init__(self, net: Network, add_bias: bool = False, snap_thresholds: bool = False):
+        """``add_bias``: give every conv/dense layer a (zero) trainable bias, which also
+        makes the engine update each neuron every step (exact leak for any LIF);
+        ``snap_thresholds``: put thresholds on the grid (a converted net's, for --init)."""
         net = copy.deepcopy(net)
         shapes = net.shapes()
         if net.encoding != "direct":
@@ -164,6 +167,8 @@ class Model:
                                    "here; use avgpool2d")
             if layer.neuron is not None and layer.neuron.max_spikes != 1:
                 raise NetworkError(f"train-bptt: layer {layer.name!r}: max_spikes must be 1")
+            if snap_thresholds and layer.neuron is not None:
+                layer.neuron.threshold = snap(layer.neuron.threshold)
             if add_bias and layer.kind in ("conv2d", "dense") and layer.bias is None:
                 layer.bias = np.zeros(shapes[layer.name][2], np.float32)
         self.net = net
