@@ -502,6 +502,8 @@ if __name__ == "__main__":  # pragma: no cover
               show_default=True)
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=None, help="Surrogate sharpness.")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Dropout on hidden spikes, one mask per sample for all steps.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--check-samples", type=click.IntRange(min=0), default=16, show_default=True,
               help="Validation samples re-run in the event engine to check spike identity.")

@@ -178,3 +178,31 @@ def test_backward_matches_finite_differences_on_smoothed_net(surrogate, kind, re
             minus[name][idx] -= eps
             fd = (loss(plus) - loss(minus)) / (2 * eps)
             assert abs(grads[name][idx] - fd) <= 1e-6 + 1e-4 * abs(fd), (name, idx, grads[name][idx], fd)
+
+
+@pytest.mark.parametrize("surrogate", ["fast_sigmoid", "arctan"])
+def test_dropout_gradient_matches_finite_differences(surrogate):
+    """Dropout masks (one per sample for all steps) on every hidden population."""
+    rng = np.random.default_rng(11)
+    net = full_net(rng, "lif", "subtract", "spikes")
+    x = inputs(rng, net, 2)
+    T = 4
+    model = Model(net)
+    masks = {p.name: (rng.random((2, p.n)) < 0.8) / 0.8 for p in model.pops[:-1]}
+    smooth = (surrogate, DEFAULT_ALPHA[surrogate])
+    params = {k: v.astype(np.float64) for k, v in model.params.items()}
+    trace = model.forward(x, T, params, smooth=smooth, masks=masks)
+    r = rng.standard_normal(trace.out.shape)
+    grads, _ = model.backward(trace, r, surrogate, params=params, detach_reset=False)
+    plain = model.forward(x, T, params, smooth=smooth)
+    assert not np.allclose(plain.out, trace.out)  # the masks change the network
+    eps = 1e-6
+    for name, value in params.items():
+        idx = tuple(int(rng.integers(0, d)) for d in value.shape)
+        plus = {k: v.copy() for k, v in params.items()}
+        minus = {k: v.copy() for k, v in params.items()}
+        plus[name][idx] += eps
+        minus[name][idx] -= eps
+        fd = float(((model.forward(x, T, plus, smooth=smooth, masks=masks).out
+                     - model.forward(x, T, minus, smooth=smooth, masks=masks).out) * r).sum()) / (2 * eps)
+        assert abs(grads[name][idx] - fd) <= 1e-6 + 1e-4 * abs(fd), (name, idx, grads[name][idx], fd)

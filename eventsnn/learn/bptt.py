@@ -146,6 +146,13 @@ class Trace:
     S: dict
     out: np.ndarray  # membrane (B, n_out) or spike counts (B, n_out)
     grid: bool
+    masks: dict | None = None  # dropout: per population (B, n), one mask for all steps
+
+    def passed(self, name):
+        """The spikes population ``name`` passes on (after its dropout mask)."""
+        if self.masks and name in self.masks:
+            return self.S[name] * self.masks[name][None]
+        return self.S[name]
 
 
 class Model:
@@ -264,8 +271,11 @@ class Model:
                         c += win[:, :, :, ch, None] * w[ky, kx, ch]
         return c.reshape(B, p.n)
 
-    def forward(self, x, timesteps, params=None, smooth=None):
+    def forward(self, x, timesteps, params=None, smooth=None, masks=None):
         """Run a batch ``x`` (B, *input_shape) for ``timesteps`` steps; return the Trace.
+
+        ``masks`` (training only): dropout, ``{population: (B, n)}`` multiplying the
+        spikes it passes on, the same mask at every step (Lee et al. 2020).
 
         ``smooth=(surrogate, alpha)`` replaces the step by its smooth antiderivative, in
         float64 and without the grid (gradient tests only)."""
@@ -276,6 +286,10 @@ class Model:
         B, T = x.shape[0], int(timesteps)
         U, S = {}, {}
         out = None
+
+        def passed(name):
+            return S[name] * masks[name][None] if masks and name in masks else S[name]
+
         for p in self.pops:
             I = np.zeros((T * B, p.n), dtype)
             for kind, *rest in p.conns:
@@ -284,10 +298,10 @@ class Model:
                     if op.src == "input":
                         continue
                     w = op.weight4(params, dtype, grid)
-                    src = S[op.src].reshape((T * B,) + op.in_shape)
+                    src = passed(op.src).reshape((T * B,) + op.in_shape)
                     I += (_cols(src, op) @ w.reshape(-1, w.shape[3])).reshape(T * B, p.n)
                 else:
-                    I += rest[1] * S[rest[0]].reshape(T * B, p.n)
+                    I += rest[1] * passed(rest[0]).reshape(T * B, p.n)
             c = self._const(p, x, params, dtype, grid)
             u = np.empty((T, B, p.n), dtype)
             s = np.empty((T, B, p.n), dtype)
@@ -299,7 +313,7 @@ class Model:
                                         p.spiking, u, s, v_end)
             U[p.name], S[p.name] = u, s
             out = v_end if not p.spiking else s.sum(axis=0)
-        return Trace(x, U, S, out, grid)
+        return Trace(x, U, S, out, grid, masks)
 
     # -- backward --------------------------------------------------------------------------
     def backward(self, trace, d_out, surrogate="fast_sigmoid", alpha=None, params=None, detach_reset=True):
@@ -324,6 +338,8 @@ class Model:
         for p in reversed(self.pops):
             dU = np.empty((T, B, p.n), dtype)
             ge = g_end if p is last else np.zeros((B, p.n), dtype)
+            if trace.masks and p.name in trace.masks:
+                dS[p.name] *= trace.masks[p.name][None]
             nonzero += _kernels.neuron_backward(dS[p.name], trace.U[p.name], trace.S[p.name], p.thr.astype(dtype),
                                                 dtype(p.leak), p.subtract, p.spiking, detach_reset, sid, alpha,
                                                 ge, dU)
@@ -343,7 +359,7 @@ class Model:
                     if op.fixed is None:
                         grads[op.layer + "/weight"] += (_cols(xin, op).T @ dc).reshape(grads[op.layer + "/weight"].shape)
                     continue
-                src = trace.S[op.src].reshape((T * B,) + op.in_shape)
+                src = trace.passed(op.src).reshape((T * B,) + op.in_shape)
                 dflat = dU.reshape(-1, co)
                 if op.fixed is None:
                     grads[op.layer + "/weight"] += (_cols(src, op).T @ dflat).reshape(grads[op.layer + "/weight"].shape)

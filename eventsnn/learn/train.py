@@ -49,6 +49,7 @@ class TrainConfig:
     alpha: float | None = None
     val_fraction: float = 0.1
     seed: int = 0
+    dropout: float = 0.0
 
 
 def cross_entropy(logits, y):
@@ -61,6 +62,16 @@ def cross_entropy(logits, y):
     g = p.copy()
     g[np.arange(B), y] -= 1.0
     return loss, g / B
+
+
+def dropout_masks(model, batch, config, epoch, step):
+    """Inverted dropout on every hidden population's spikes, one mask per sample for all
+    steps (Lee et al. 2020), drawn from (seed, epoch, step): resumes reproduce it."""
+    if not config.dropout:
+        return None
+    rng = np.random.default_rng([config.seed, epoch, step, 0xD0])
+    keep = np.float32(1.0 - config.dropout)
+    return {p.name: (rng.random((batch, p.n)) < keep).astype(np.float32) / keep for p in model.pops[:-1]}
 
 
 def logit_scale(model: Model, timesteps: int) -> float:
@@ -158,7 +169,7 @@ def train(model: Model, x, y, config: TrainConfig, checkpoint=None, resume=False
         with (bar if bar is not None else _Null()) as p:
             for i in range(nb):
                 idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-                trace = model.forward(x[idx], T)
+                trace = model.forward(x[idx], T, masks=dropout_masks(model, len(idx), config, epoch, i))
                 logits = trace.out.astype(np.float64) * scale
                 loss, g = cross_entropy(logits, y[idx])
                 grads, stats = model.backward(trace, g * scale, config.surrogate, config.alpha)
