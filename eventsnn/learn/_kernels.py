@@ -27,32 +27,31 @@ from .surrogates import pseudo_derivative
 @numba.njit(cache=True, nogil=True)
 def neuron_forward(I, c, v0, thr, leak, leaky, subtract, spiking, U, S, v_end):
     """I, U, S: (T, B, n) float32; c, v_end: (B, n); v0, thr: (n,); leak: np.float32.
-    Fills U (before reset) and S. Every value stays float32: the engine's arithmetic."""
+    Fills U (before reset) and S. Every value stays float32: the engine's arithmetic.
+    Time is the outer loop so that every pass reads contiguous memory."""
     T, B, n = I.shape
     for b in range(B):
         for j in range(n):
-            v = v0[j]
-            th = thr[j]
-            cj = c[b, j]
-            for t in range(T):
+            v_end[b, j] = v0[j]
+    for t in range(T):
+        for b in range(B):
+            for j in range(n):
+                v = v_end[b, j]
                 if leaky:
-                    u = (v * leak + I[t, b, j]) + cj
+                    u = (v * leak + I[t, b, j]) + c[b, j]
                 else:
-                    u = (v + I[t, b, j]) + cj
+                    u = (v + I[t, b, j]) + c[b, j]
                 U[t, b, j] = u
-                if not spiking:
-                    S[t, b, j] = 0
-                    v = u
-                elif u >= th:
+                th = thr[j]
+                if spiking and u >= th:
                     S[t, b, j] = 1
                     if subtract:
-                        v = u - th
+                        v_end[b, j] = u - th
                     else:
-                        v = np.float32(0.0)
+                        v_end[b, j] = np.float32(0.0)
                 else:
                     S[t, b, j] = 0
-                    v = u
-            v_end[b, j] = v
+                    v_end[b, j] = u
 
 
 @numba.njit(cache=True, nogil=True)
@@ -61,12 +60,12 @@ def neuron_backward(dS, U, S, thr, leak, subtract, spiking, detach, sid, alpha, 
     number of (t, b, j) where the surrogate was nonzero (the sparsity of the backward pass)."""
     T, B, n = U.shape
     nonzero = 0
-    for b in range(B):
-        for j in range(n):
-            th = thr[j]
-            carry = g_end[b, j]
-            for t in range(T - 1, -1, -1):
+    carry = g_end.copy()
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for j in range(n):
                 if spiking:
+                    th = thr[j]
                     sg = pseudo_derivative(sid, U[t, b, j] - th, th, alpha)
                     if sg != 0:
                         nonzero += 1
@@ -74,9 +73,9 @@ def neuron_backward(dS, U, S, thr, leak, subtract, spiking, detach, sid, alpha, 
                         m = 1.0 if detach else 1.0 - th * sg
                     else:
                         m = (1.0 - S[t, b, j]) if detach else (1.0 - S[t, b, j]) - U[t, b, j] * sg
-                    d = dS[t, b, j] * sg + carry * m
+                    d = dS[t, b, j] * sg + carry[b, j] * m
                 else:
-                    d = carry
+                    d = carry[b, j]
                 dU[t, b, j] = d
-                carry = leak * d
+                carry[b, j] = leak * d
     return nonzero

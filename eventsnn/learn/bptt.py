@@ -99,6 +99,25 @@ def _col2im(dcols, n, op):
     return out[:, py:py + h, px:px + w]
 
 
+def _pool(s, op, dtype):
+    """Non-overlapping average pool of spikes: the window's spike count times the pool
+    weight, exact (a small integer times a float32 weight), as the engine's sum is."""
+    kh, kw = op.kernel
+    oh, ow, c = op.out_shape
+    win = s[:, :oh * kh, :ow * kw].reshape(s.shape[0], oh, kh, ow, kw, c)
+    return win.sum(axis=(2, 4)) * op.fixed[0, 0, 0, 0].astype(dtype)
+
+
+def _pool_back(d, op, dtype):
+    kh, kw = op.kernel
+    h, w, c = op.in_shape
+    oh, ow = op.out_shape[:2]
+    out = np.zeros((d.shape[0], h, w, c), dtype)
+    g = d * op.fixed[0, 0, 0, 0].astype(dtype)
+    out[:, :oh * kh, :ow * kw] = np.repeat(np.repeat(g, kh, axis=1), kw, axis=2)
+    return out
+
+
 @dataclass
 class _Op:
     """One linear layer (conv2d, dense as a 1x1 conv on (1, 1, N), avgpool2d as a fixed
@@ -297,8 +316,11 @@ class Model:
                     op = rest[0]
                     if op.src == "input":
                         continue
-                    w = op.weight4(params, dtype, grid)
                     src = passed(op.src).reshape((T * B,) + op.in_shape)
+                    if op.fixed is not None and op.stride == op.kernel:
+                        I += _pool(src, op, dtype).reshape(T * B, p.n)
+                        continue
+                    w = op.weight4(params, dtype, grid)
                     I += (_cols(src, op) @ w.reshape(-1, w.shape[3])).reshape(T * B, p.n)
                 else:
                     I += rest[1] * passed(rest[0]).reshape(T * B, p.n)
@@ -358,6 +380,9 @@ class Model:
                     xin = trace.x.reshape((B,) + op.in_shape).astype(dtype, copy=False)
                     if op.fixed is None:
                         grads[op.layer + "/weight"] += (_cols(xin, op).T @ dc).reshape(grads[op.layer + "/weight"].shape)
+                    continue
+                if op.fixed is not None and op.stride == op.kernel:
+                    dS[op.src] += _pool_back(dU.reshape((T * B,) + op.out_shape), op, dtype).reshape(T, B, -1)
                     continue
                 src = trace.passed(op.src).reshape((T * B,) + op.in_shape)
                 dflat = dU.reshape(-1, co)
