@@ -155,3 +155,21 @@ def test_cli_train_bptt_errors_write_nothing(tmp_path):
     assert r.exit_code != 0 and "no checkpoint" in r.output
     assert not out.exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+def test_hybrid_init_from_the_shipped_converted_net(tmp_path):
+    """--init: spike-based fine-tuning of a converted network (its thresholds and weights
+    are put on the grid); the result still runs identically in the engine."""
+    converted = os.path.join(os.path.dirname(__file__), "..", "data", "default_net.h5")
+    out = tmp_path / "tuned.h5"
+    r = CliRunner().invoke(main, ["train-bptt", "--init", converted, "--data", SAMPLE, "--samples", "24",
+                                  "--timesteps", "2", "--batch-size", "12", "--val-fraction", "0.2",
+                                  "--check-samples", "2", "--lr", "1e-4", "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+    summary = json.loads(r.output)
+    assert summary["engine_identity"] == {"samples": 2, "differing_spikes": 0, "samples_differing": []}
+    tuned = load_network(out)
+    assert tuned.provenance["bptt"]["hybrid_from"].endswith("default_net.h5")
+    before = load_network(converted)
+    assert not np.array_equal(tuned.layers[1].weight, before.layers[1].weight)
