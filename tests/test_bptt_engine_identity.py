@@ -72,7 +72,32 @@ def test_unsupported_layers_are_rejected():
                               Layer("d", "dense", ("f",), weight=np.ones((4, 2), np.float32), neuron=Neuron())])
     with pytest.raises(NetworkError, match="maxpool2d"):
         Model(net)
-    net = Network((4,), [Layer("d", "dense", ("input",), weight=np.ones((4, 2), np.float32), neuron=Neuron())],
-                  encoding="poisson")
-    with pytest.raises(NetworkError, match="direct"):
+    net = Network((4,), [Layer("d", "dense", ("input",), weight=np.ones((4, 2), np.float32),
+                               neuron=Neuron(max_spikes=2))])
+    with pytest.raises(NetworkError, match="max_spikes"):
         Model(net)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rate_coded_input_matches_engine(seed):
+    """Poisson (rate-coded) networks: the same input spikes go to the engine; the first
+    layer's weights multiply spikes and sit on the grid."""
+    from eventsnn.learn.bptt import rate_code
+
+    rng = np.random.default_rng(100 + seed)
+    net = trainable_random_net(rng)
+    net.encoding = "poisson"
+    for layer in net.layers:  # float weights: the model snaps them all
+        if layer.weight is not None and layer.kind != "add":
+            layer.weight = (layer.weight + rng.uniform(-1e-3, 1e-3, layer.weight.shape)).astype(np.float32)
+    T = int(rng.integers(4, 12))
+    x = inputs(rng, net, 3)
+    model = Model(net)
+    spikes = rate_code(x, T, rng)
+    trace = model.forward(x, T, input_spikes=spikes)
+    saved = model.to_network()
+    first = saved.layers[0]
+    assert np.array_equal(first.weight, snap(first.weight))
+    assert check_engine_identity(saved, trace, T)["differing_spikes"] == 0
+    with pytest.raises(NetworkError, match="input_spikes"):
+        model.forward(x, T)

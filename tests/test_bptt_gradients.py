@@ -206,3 +206,30 @@ def test_dropout_gradient_matches_finite_differences(surrogate):
         fd = float(((model.forward(x, T, plus, smooth=smooth, masks=masks).out
                      - model.forward(x, T, minus, smooth=smooth, masks=masks).out) * r).sum()) / (2 * eps)
         assert abs(grads[name][idx] - fd) <= 1e-6 + 1e-4 * abs(fd), (name, idx, grads[name][idx], fd)
+
+
+def test_rate_coded_input_gradient_matches_finite_differences():
+    from eventsnn.learn.bptt import rate_code
+
+    rng = np.random.default_rng(12)
+    net = full_net(rng, "lif", "zero", "membrane")
+    net.encoding = "poisson"
+    x = inputs(rng, net, 2)
+    T = 4
+    model = Model(net)
+    spikes = rate_code(x, T, rng)
+    smooth = ("arctan", 2.0)
+    params = {k: v.astype(np.float64) for k, v in model.params.items()}
+    trace = model.forward(x, T, params, smooth=smooth, input_spikes=spikes)
+    r = rng.standard_normal(trace.out.shape)
+    grads, _ = model.backward(trace, r, "arctan", params=params, detach_reset=False)
+    eps = 1e-6
+    for name, value in params.items():
+        idx = tuple(int(rng.integers(0, d)) for d in value.shape)
+        plus = {k: v.copy() for k, v in params.items()}
+        minus = {k: v.copy() for k, v in params.items()}
+        plus[name][idx] += eps
+        minus[name][idx] -= eps
+        fd = float(((model.forward(x, T, plus, smooth=smooth, input_spikes=spikes).out
+                     - model.forward(x, T, minus, smooth=smooth, input_spikes=spikes).out) * r).sum()) / (2 * eps)
+        assert abs(grads[name][idx] - fd) <= 1e-6 + 1e-4 * abs(fd), (name, idx, grads[name][idx], fd)

@@ -43,7 +43,9 @@ Supported: conv2d (stride, padding), dense, avgpool2d (spiking), flatten, add
 (spiking inputs with scales, neuron-less conv/dense/avgpool current sources),
 IF/LIF, subtract/zero reset, v_init, direct input, spike-count or membrane
 readout. Not supported (a clear error): maxpool2d gates, max_spikes > 1,
-poisson input encoding.
+``add`` of the raw input. Rate-coded (poisson) input: the input spikes are given
+per step (:func:`rate_code`), the first layer's weights then multiply spikes and
+sit on the grid too, and the engine is given the same input spikes.
 """
 
 from __future__ import annotations
@@ -132,12 +134,13 @@ class _Op:
     padding: tuple
     fixed: np.ndarray | None = None  # avgpool weight (kh, kw, C, C)
     has_bias: bool = False
+    analog: bool = False  # driven by the analog (direct) input: a constant current
 
     def weight4(self, params, dtype=np.float32, grid=True):
         if self.fixed is not None:
             return self.fixed.astype(dtype)
         w = params[self.layer + "/weight"]
-        if grid and self.src != "input":
+        if grid and not self.analog:
             w = snap(w)
         w = w.astype(dtype, copy=False)
         kh, kw = self.kernel
@@ -166,9 +169,12 @@ class Trace:
     out: np.ndarray  # membrane (B, n_out) or spike counts (B, n_out)
     grid: bool
     masks: dict | None = None  # dropout: per population (B, n), one mask for all steps
+    input_spikes: np.ndarray | None = None  # rate-coded input (T, B, n_in)
 
     def passed(self, name):
         """The spikes population ``name`` passes on (after its dropout mask)."""
+        if name == "input":
+            return self.input_spikes
         if self.masks and name in self.masks:
             return self.S[name] * self.masks[name][None]
         return self.S[name]
@@ -184,9 +190,7 @@ class Model:
         ``snap_thresholds``: put thresholds on the grid (a converted net's, for --init)."""
         net = copy.deepcopy(net)
         shapes = net.shapes()
-        if net.encoding != "direct":
-            raise NetworkError("train-bptt: only direct (analog) input encoding is supported; "
-                               f"the network uses {net.encoding!r}")
+        self.direct = net.encoding == "direct"
         for layer in net.layers:
             if layer.kind == "maxpool2d":
                 raise NetworkError(f"train-bptt: layer {layer.name!r}: maxpool2d gates are not differentiable "
@@ -212,6 +216,11 @@ class Model:
             return name
 
         def op_of(layer):
+            op = _op_of(layer)
+            op.analog = op.src == "input" and self.direct
+            return op
+
+        def _op_of(layer):
             src = source(layer.inputs[0])
             in_shape = shapes[src]
             if layer.kind == "dense":
@@ -271,7 +280,7 @@ class Model:
             if kind == "op" and rest[0].has_bias:
                 c += params[rest[0].layer + "/bias"].astype(dtype)
         for kind, *rest in p.conns:
-            if kind != "op" or rest[0].src != "input":
+            if kind != "op" or not rest[0].analog:
                 continue
             op = rest[0]
             w = op.weight4(params, dtype, grid)
@@ -290,11 +299,12 @@ class Model:
                         c += win[:, :, :, ch, None] * w[ky, kx, ch]
         return c.reshape(B, p.n)
 
-    def forward(self, x, timesteps, params=None, smooth=None, masks=None):
+    def forward(self, x, timesteps, params=None, smooth=None, masks=None, input_spikes=None):
         """Run a batch ``x`` (B, *input_shape) for ``timesteps`` steps; return the Trace.
 
         ``masks`` (training only): dropout, ``{population: (B, n)}`` multiplying the
         spikes it passes on, the same mask at every step (Lee et al. 2020).
+        ``input_spikes`` (T, B, *input_shape): the input spikes of a rate-coded network.
 
         ``smooth=(surrogate, alpha)`` replaces the step by its smooth antiderivative, in
         float64 and without the grid (gradient tests only)."""
@@ -305,6 +315,10 @@ class Model:
         B, T = x.shape[0], int(timesteps)
         U, S = {}, {}
         out = None
+        if not self.direct:
+            if input_spikes is None:
+                raise NetworkError("a rate-coded (poisson) network needs input_spikes (see rate_code)")
+            S["input"] = np.asarray(input_spikes, dtype).reshape(T, B, -1)
 
         def passed(name):
             return S[name] * masks[name][None] if masks and name in masks else S[name]
@@ -314,7 +328,7 @@ class Model:
             for kind, *rest in p.conns:
                 if kind == "op":
                     op = rest[0]
-                    if op.src == "input":
+                    if op.analog:
                         continue
                     src = passed(op.src).reshape((T * B,) + op.in_shape)
                     if op.fixed is not None and op.stride == op.kernel:
@@ -335,7 +349,8 @@ class Model:
                                         p.spiking, u, s, v_end)
             U[p.name], S[p.name] = u, s
             out = v_end if not p.spiking else s.sum(axis=0)
-        return Trace(x, U, S, out, grid, masks)
+        raster = S.pop("input", None)
+        return Trace(x, U, S, out, grid, masks, raster)
 
     # -- backward --------------------------------------------------------------------------
     def backward(self, trace, d_out, surrogate="fast_sigmoid", alpha=None, params=None, detach_reset=True):
@@ -375,19 +390,23 @@ class Model:
                 if op.has_bias:
                     grads[op.layer + "/bias"] += dU.reshape(-1, co).sum(axis=0)
                 w = op.weight4(params, dtype, trace.grid)
-                if op.src == "input":
+                if op.analog:
                     dc = dU.sum(axis=0).reshape(-1, co)
                     xin = trace.x.reshape((B,) + op.in_shape).astype(dtype, copy=False)
                     if op.fixed is None:
                         grads[op.layer + "/weight"] += (_cols(xin, op).T @ dc).reshape(grads[op.layer + "/weight"].shape)
                     continue
                 if op.fixed is not None and op.stride == op.kernel:
-                    dS[op.src] += _pool_back(dU.reshape((T * B,) + op.out_shape), op, dtype).reshape(T, B, -1)
+                    if op.src in dS:
+                        dS[op.src] += _pool_back(dU.reshape((T * B,) + op.out_shape), op, dtype).reshape(
+                            T, B, -1)
                     continue
                 src = trace.passed(op.src).reshape((T * B,) + op.in_shape)
                 dflat = dU.reshape(-1, co)
                 if op.fixed is None:
                     grads[op.layer + "/weight"] += (_cols(src, op).T @ dflat).reshape(grads[op.layer + "/weight"].shape)
+                if op.src not in dS:
+                    continue  # the input spikes need no gradient
                 dcols = dflat @ w.reshape(-1, co).T
                 dS[op.src] += _col2im(dcols, T * B, op).reshape(T, B, -1)
         grads = {k: v.astype(params[k].dtype) for k, v in grads.items()}
@@ -403,7 +422,7 @@ class Model:
         for layer in net.layers:
             if layer.kind in ("conv2d", "dense"):
                 w = params[layer.name + "/weight"]
-                layer.weight = (snap(w) if ops[layer.name].src != "input" else w).astype(np.float32).reshape(
+                layer.weight = (snap(w) if not ops[layer.name].analog else w).astype(np.float32).reshape(
                     layer.weight.shape)
                 if layer.bias is not None:
                     layer.bias = params[layer.name + "/bias"].astype(np.float32).copy()
@@ -420,7 +439,7 @@ class Model:
             for kind, *rest in p.conns:
                 if kind == "ident":
                     total += abs(float(rest[1]))
-                elif rest[0].src != "input":
+                elif not rest[0].analog:
                     w = np.abs(rest[0].weight4(params).astype(np.float64))
                     total += w.sum(axis=(0, 1, 2))
             worst = max(worst, float(total.max()))
@@ -452,13 +471,17 @@ def check_engine_identity(net: Network, trace: Trace, timesteps: int, samples=No
 
     model_pops = list(trace.S)
     idx = range(trace.x.shape[0]) if samples is None else samples
-    sim = Simulator(net, timesteps=timesteps, encoding="direct", record_spikes=True)
+    sim = Simulator(net, timesteps=timesteps, record_spikes=True)
     flat = len(net.input_shape) == 1
     diff = 0
     bad = []
     for b in idx:
         x = trace.x[b]
-        sim.reset(x.reshape(-1) if flat else x)
+        spikes = None
+        if trace.input_spikes is not None:
+            t_in, i_in = np.nonzero(trace.input_spikes[:, b, :])
+            spikes = (t_in.astype(np.float64), i_in)
+        sim.reset(x.reshape(-1) if flat else x, input_spikes=spikes)
         sim.run()
         times, pops, neurons = sim.recorded_spikes()
         for k, name in enumerate(model_pops, start=1):
@@ -470,3 +493,11 @@ def check_engine_identity(net: Network, trace: Trace, timesteps: int, samples=No
                 bad.append(int(b))
             diff += d
     return {"samples": len(list(idx)), "differing_spikes": diff, "samples_differing": sorted(set(bad))}
+
+
+def rate_code(x, timesteps, rng, rate=1.0):
+    """Rate-coded input spikes (T, B, *shape): a spike with probability min(1, rate x)
+    per step and pixel (Bernoulli, as the engine's poisson encoder), drawn from ``rng``."""
+    x = np.asarray(x, np.float32)
+    p = np.clip(x * rate, 0.0, 1.0)
+    return (rng.random((timesteps,) + x.shape) < p).astype(np.float32)

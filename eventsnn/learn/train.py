@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import DataError, EventsnnError
 from ..io.atomic import atomic_path
-from .bptt import Model
+from .bptt import Model, rate_code
 from .optim import Optimizer, learning_rate
 
 CHECKPOINT_FORMAT = "eventsnn-bptt-checkpoint"
@@ -64,6 +64,13 @@ def cross_entropy(logits, y):
     return loss, g / B
 
 
+def input_spikes(model, x, timesteps, key):
+    """Rate-coded input spikes of a poisson network (None for direct input), seeded by ``key``."""
+    if model.direct:
+        return None
+    return rate_code(x, timesteps, np.random.default_rng(key))
+
+
 def dropout_masks(model, batch, config, epoch, step):
     """Inverted dropout on every hidden population's spikes, one mask per sample for all
     steps (Lee et al. 2020), drawn from (seed, epoch, step): resumes reproduce it."""
@@ -89,12 +96,13 @@ def split(n: int, val_fraction: float, seed: int):
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def evaluate(model, x, y, timesteps, batch_size=64, params=None):
+def evaluate(model, x, y, timesteps, batch_size=64, params=None, seed=0):
     """(accuracy, mean loss, spikes per sample) over a data set."""
     correct, loss, spikes = 0, 0.0, 0.0
     scale = logit_scale(model, timesteps)
     for i in range(0, len(x), batch_size):
-        trace = model.forward(x[i:i + batch_size], timesteps, params)
+        trace = model.forward(x[i:i + batch_size], timesteps, params,
+                              input_spikes=input_spikes(model, x[i:i + batch_size], timesteps, [seed, 0xE7A1, i]))
         logits = trace.out.astype(np.float64) * scale
         correct += int((logits.argmax(axis=1) == y[i:i + batch_size]).sum())
         loss += cross_entropy(logits, y[i:i + batch_size])[0] * len(logits)
@@ -169,7 +177,8 @@ def train(model: Model, x, y, config: TrainConfig, checkpoint=None, resume=False
         with (bar if bar is not None else _Null()) as p:
             for i in range(nb):
                 idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-                trace = model.forward(x[idx], T, masks=dropout_masks(model, len(idx), config, epoch, i))
+                trace = model.forward(x[idx], T, masks=dropout_masks(model, len(idx), config, epoch, i),
+                                      input_spikes=input_spikes(model, x[idx], T, [config.seed, epoch, i, 0x1A]))
                 logits = trace.out.astype(np.float64) * scale
                 loss, g = cross_entropy(logits, y[idx])
                 grads, stats = model.backward(trace, g * scale, config.surrogate, config.alpha)
@@ -260,7 +269,8 @@ def run_training(net_path, data_path, output, config: TrainConfig, samples=None,
     check = va[:check_samples] if len(va) else np.arange(min(check_samples, len(x)))
     identity = {"samples": 0, "differing_spikes": 0, "samples_differing": []}
     if len(check):
-        trace = model.forward(x[check], config.timesteps, result["best_params"])
+        trace = model.forward(x[check], config.timesteps, result["best_params"],
+                              input_spikes=input_spikes(model, x[check], config.timesteps, [config.seed, 0xC4EC]))
         identity = check_engine_identity(trained, trace, config.timesteps)
     save_network(trained, output)
     return {"output": os.fspath(output), "history": result["history"], "best_epoch": result["best_epoch"],
