@@ -529,5 +529,7 @@ def train_bptt(net_path, init_path, data_path, output, samples, check_samples, r
         return
     click.echo(f"best epoch   {summary['best_epoch'] + 1} (validation accuracy {100 * summary['best_val_acc']:.2f} %)")
     ident = summary["engine_identity"]
-    click.echo(f"engine check {ident['samples']} samples, {ident['differing_spikes']} differing spikes")
+    extra = (f", {ident['differing_membrane_outputs']} differing membrane outputs"
+             if "differing_membrane_outputs" in ident else "")
+    click.echo(f"engine check {ident['samples']} samples, {ident['differing_spikes']} differing spikes{extra}")
     click.echo(f"written      {output}")

@@ -127,6 +127,7 @@ def test_cli_train_bptt_writes_a_net_the_engine_runs_identically(tmp_path):
     summary = json.loads(r.output)
     assert summary["engine_identity"]["samples"] == 4
     assert summary["engine_identity"]["differing_spikes"] == 0
+    assert summary["engine_identity"]["differing_membrane_outputs"] == 0
     assert os.path.exists(str(out) + ".ckpt.npz")
     trained = load_network(out)
     assert trained.provenance["bptt"]["best_epoch"] == 0

@@ -464,16 +464,17 @@ def _smooth_forward(I, c, p, smooth, U, S, v_end):
 
 
 def check_engine_identity(net: Network, trace: Trace, timesteps: int, samples=None) -> dict:
-    """Run ``net`` (as saved) in the event engine on the trace's inputs and compare every
-    population's spikes per step with the recorded ones. Returns counts of samples and
-    of differing (step, neuron) pairs."""
+    """Run ``net`` (as saved) in the event engine on the trace's inputs (and input spikes)
+    and compare every population's spikes per step with the recorded ones, and a
+    membrane readout's final potentials bit for bit. Returns counts of samples, of
+    differing (step, neuron) pairs and of differing membrane outputs."""
     from ..engine.simulator import Simulator
 
     model_pops = list(trace.S)
     idx = range(trace.x.shape[0]) if samples is None else samples
     sim = Simulator(net, timesteps=timesteps, record_spikes=True)
     flat = len(net.input_shape) == 1
-    diff = 0
+    diff = out_diff = 0
     bad = []
     for b in idx:
         x = trace.x[b]
@@ -492,7 +493,13 @@ def check_engine_identity(net: Network, trace: Trace, timesteps: int, samples=No
             if d:
                 bad.append(int(b))
             diff += d
-    return {"samples": len(list(idx)), "differing_spikes": diff, "samples_differing": sorted(set(bad))}
+        if net.decoding == "membrane" and not np.array_equal(sim.output().astype(np.float32), trace.out[b]):
+            bad.append(int(b))
+            out_diff += 1
+    result = {"samples": len(list(idx)), "differing_spikes": diff, "samples_differing": sorted(set(bad))}
+    if net.decoding == "membrane":
+        result["differing_membrane_outputs"] = out_diff
+    return result
 
 
 def rate_code(x, timesteps, rng, rate=1.0):
