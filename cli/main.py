@@ -526,3 +526,55 @@ def _energy_lines(report, source):
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.command("train-bptt")
+@click.option("--net", "net_path", type=click.Path(exists=True, dir_okay=False), help="Architecture to train (HDF5).")
+@click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False),
+              help="Start from a converted network (hybrid: conversion, then spike-based fine-tuning).")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True),
+              help="Training data (a validation split is held out of it; never pass the test set).")
+@click.option("--timesteps", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--samples", type=click.IntRange(min=2), default=None, help="Use only the first N samples.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine", show_default=True)
+@click.option("--surrogate", type=click.Choice(["fast_sigmoid", "arctan", "lee"]), default="fast_sigmoid",
+              show_default=True)
+@click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=None, help="Surrogate sharpness.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Dropout on hidden spikes, one mask per sample for all steps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--check-samples", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Validation samples re-run in the event engine to check spike identity.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint OUTPUT.ckpt.npz.")
+@click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
+@click.option("--no-progress", is_flag=True)
+def train_bptt(net_path, init_path, data_path, output, samples, check_samples, resume, as_json, no_progress,
+               **options):
+    """Train a spiking network by backpropagation through time (surrogate gradients)."""
+    from eventsnn.learn.train import TrainConfig, run_training
+
+    if (net_path is None) == (init_path is None):
+        raise click.ClickException("give exactly one of --net ARCH.h5 or --init CONVERTED.h5")
+    _check_output_dir(output)
+    with _user_errors():
+        summary = run_training(net_path or init_path, data_path, output, TrainConfig(**options), samples=samples,
+                               hybrid=init_path is not None, resume=resume, check_samples=check_samples,
+                               progress=not no_progress and not as_json,
+                               log=None if as_json else (lambda line: click.echo(line, err=True)))
+    if as_json:
+        click.echo(json.dumps(summary, default=float))
+        return
+    click.echo(f"best epoch   {summary['best_epoch'] + 1} (validation accuracy {100 * summary['best_val_acc']:.2f} %)")
+    ident = summary["engine_identity"]
+    extra = (f", {ident['differing_membrane_outputs']} differing membrane outputs"
+             if "differing_membrane_outputs" in ident else "")
+    click.echo(f"engine check {ident['samples']} samples, {ident['differing_spikes']} differing spikes{extra}")
+    click.echo(f"written      {output}")

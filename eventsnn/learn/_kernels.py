@@ -1,0 +1,81 @@
+"""The two numba kernels of the BPTT trainer: one population's neuron recurrence,
+forward and backward through time. Kept in their own module (a private numba
+cache) and few, so that compilation stays short.
+
+Forward, per neuron, in float32 and in the order of :mod:`eventsnn.reference`::
+
+    U[t] = (V[t-1] * leak + I[t]) + c          (IF: no multiply; V[-1] = v_init * theta)
+    s[t] = U[t] >= theta                        (the smoothed forward of the tests is numpy)
+    V[t] = U[t] - s[t] theta  (subtract)   or   U[t] (1 - s[t])  (zero)
+
+Backward (BPTT; Neftci et al. 2019, with the reset detached as snnTorch and
+SpikingJelly do by default)::
+
+    dU[t] = dS[t] sigma'(U[t] - theta) + leak dU[t+1] m[t]
+    m[t]  = 1 (subtract) | 1 - s[t] (zero)                        reset detached
+    m[t]  = 1 - theta sigma' (subtract) | 1 - s - U sigma' (zero)  reset differentiated
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .surrogates import pseudo_derivative
+
+
+@numba.njit(cache=True, nogil=True)
+def neuron_forward(I, c, v0, thr, leak, leaky, subtract, spiking, U, S, v_end):
+    """I, U, S: (T, B, n) float32; c, v_end: (B, n); v0, thr: (n,); leak: np.float32.
+    Fills U (before reset) and S. Every value stays float32: the engine's arithmetic.
+    Time is the outer loop so that every pass reads contiguous memory."""
+    T, B, n = I.shape
+    for b in range(B):
+        for j in range(n):
+            v_end[b, j] = v0[j]
+    for t in range(T):
+        for b in range(B):
+            for j in range(n):
+                v = v_end[b, j]
+                if leaky:
+                    u = (v * leak + I[t, b, j]) + c[b, j]
+                else:
+                    u = (v + I[t, b, j]) + c[b, j]
+                U[t, b, j] = u
+                th = thr[j]
+                if spiking and u >= th:
+                    S[t, b, j] = 1
+                    if subtract:
+                        v_end[b, j] = u - th
+                    else:
+                        v_end[b, j] = np.float32(0.0)
+                else:
+                    S[t, b, j] = 0
+                    v_end[b, j] = u
+
+
+@numba.njit(cache=True, nogil=True)
+def neuron_backward(dS, U, S, thr, leak, subtract, spiking, detach, sid, alpha, g_end, dU):
+    """dL/dU[t] from dL/dS[t] (from the consumers) and dL/dV[T-1] = g_end; returns the
+    number of (t, b, j) where the surrogate was nonzero (the sparsity of the backward pass)."""
+    T, B, n = U.shape
+    nonzero = 0
+    carry = g_end.copy()
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for j in range(n):
+                if spiking:
+                    th = thr[j]
+                    sg = pseudo_derivative(sid, U[t, b, j] - th, th, alpha)
+                    if sg != 0:
+                        nonzero += 1
+                    if subtract:
+                        m = 1.0 if detach else 1.0 - th * sg
+                    else:
+                        m = (1.0 - S[t, b, j]) if detach else (1.0 - S[t, b, j]) - U[t, b, j] * sg
+                    d = dS[t, b, j] * sg + carry[b, j] * m
+                else:
+                    d = carry[b, j]
+                dU[t, b, j] = d
+                carry[b, j] = leak * d
+    return nonzero
