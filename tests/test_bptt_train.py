@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from eventsnn.cli.main import main
 from eventsnn.datasets import load_dataset
 from eventsnn.engine.simulator import Simulator
 from eventsnn.errors import EventsnnError

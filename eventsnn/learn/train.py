@@ -244,7 +244,6 @@ def run_training(net_path, data_path, output, config: TrainConfig, samples=None,
     if data.y.min() < 0 or data.y.max() >= n_out:
         raise DataError(f"{data_path}: labels must be in 0..{n_out - 1} for this network's {n_out} outputs")
 
-    bar = None
     if progress:
         from ..progress import Progress
 
@@ -259,6 +258,8 @@ def run_training(net_path, data_path, output, config: TrainConfig, samples=None,
             b._base = f"Epoch {epoch + 1}/{config.epochs}"
             b.label = b._base
             return b
+    else:
+        bar = None
     result = train(model, x, data.y, config, checkpoint=os.fspath(output) + ".ckpt.npz", resume=resume,
                    progress=bar, log=log)
     trained = model.to_network(result["best_params"])
