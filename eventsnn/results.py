@@ -126,13 +126,15 @@ class RunResult:
 
 def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None = None,
                 mode: str = "discrete", seed: int = 0, poisson_rate: float = 1.0,
-                progress=None, settings: dict | None = None, checkpoints=None, order: str = "auto") -> RunResult:
+                progress=None, settings: dict | None = None, checkpoints=None, order: str = "auto",
+                backend: str = "cpu") -> RunResult:
     """Simulate every sample of ``x`` (N, H, W, C); ``progress(n)`` is called after each.
 
     ``checkpoints`` (timesteps <= ``timesteps``) also records each sample's
     prediction after that many steps, from the same simulation. ``order`` is
     the Simulator's event order; ``"auto"`` takes ``"layer"`` in discrete time
     (same results, faster on deep nets) and ``"time"`` in continuous time.
+    ``backend`` is the Simulator's (``"cpu"``, ``"cuda"`` or ``"auto"``).
     """
     if order == "auto":
         order = "layer" if mode == "discrete" else "time"
@@ -140,7 +142,7 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     if x.ndim < 2 or x.shape[0] == 0:
         raise SimulationError("no samples to run")
     sim = Simulator(network, timesteps=timesteps, mode=mode, encoding=encoding, seed=seed,
-                    poisson_rate=poisson_rate, order=order)
+                    poisson_rate=poisson_rate, order=order, backend=backend)
     n, n_layers = x.shape[0], len(sim.layer_names)
     per_sample = {k: np.zeros((n, n_layers), np.int64) for k in ("spikes", "syn_ops", "updates", "analog_macs")}
     per_step = {k: np.zeros((n_layers, sim.timesteps), np.int64) for k in ("spikes", "syn_ops", "updates")}
@@ -176,6 +178,7 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     sources = [sorted({int(r[C_SRC]) for r in sim.plan.conn_i if r[C_DST] == p}) for p in range(n_layers)]
     info = {"layer_sources": sources, "timesteps": sim.timesteps, "mode": mode, "encoding": sim.plan.encoding, "seed": seed,
             "poisson_rate": poisson_rate, "decoding": sim.network.decoding, "order": order,
+            "backend": sim.backend_name,
             "layer_synapses": [int(v) for v in synapses]}
     info.update(settings or {})
     return RunResult(layers=list(sim.layer_names), neurons=sim.neurons, timesteps=sim.timesteps,
