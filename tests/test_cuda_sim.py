@@ -197,6 +197,11 @@ def test_time_breakpoints_and_predicates_run_on_cuda():
     assert sims[0].time == sims[1].time
 
 
+# Seeds (of test_engine_reference's float test) where the CPU already departs from the
+# reference at a near-tie: the decimal grid makes such ties likely there.
+FLOAT_SEEDS = [3, 4, 11, 16]
+
+
 def test_arbitrary_floats_differ_only_at_near_ties():
     """Non-dyadic values: the float32 atomics add in another order than the CPU and the
     reference, which may round differently; wherever the CUDA raster first departs from
@@ -236,9 +241,6 @@ def test_arbitrary_floats_differ_only_at_near_ties():
         mismatched += differs
     print(f"{mismatched} of {runs} float runs differ, all first at near-ties")
     assert mismatched > 0, "no run reached a near-tie: the check above was vacuous"
-
-
-FLOAT_SEEDS = []  # filled in below
 
 
 @pytest.mark.parametrize("what", ["step", "watch", "break_on_spike", "continuous", "plug"])

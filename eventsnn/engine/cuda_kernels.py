@@ -207,12 +207,17 @@ def update(topo, params, state, spk, cnt, p, t, record):
                     spk.mult[off + slot] = s
                     state.spike_count[n] += s
                     cuda.atomic.add(shared, 0, s)
-                    if record:
-                        _log(spk, t, p, i, s)
+                    if record:  # the spike log (inlined: see gate)
+                        at = cuda.atomic.add(spk.log_n, 0, s)
+                        for r in range(s):
+                            if at + r < spk.log_t.shape[0]:
+                                spk.log_t[at + r] = tf
+                                spk.log_pop[at + r] = p
+                                spk.log_neuron[at + r] = i
                     if subtract and crossed(vv, thr[n]):
                         spk.tkeep[uoff + u] = 1  # still at threshold: update again at t + 1
                 v[n] = vv
-        units += cuda.syncthreads_count(first)
+        units += cuda.syncthreads_count(int32(first))
         spikes += shared[0]
         cuda.syncthreads()  # shared[0] is read by all before thread 0 clears it
         start += cuda.gridDim.x * cuda.blockDim.x
@@ -221,18 +226,6 @@ def update(topo, params, state, spk, cnt, p, t, record):
             cuda.atomic.add(cnt.updates, (p, t), units * block)
         if spikes > 0:
             cuda.atomic.add(cnt.spikes, (p, t), spikes)
-
-
-@cuda.jit(device=True)
-def _log(spk, t, p, k, s):
-    """Append ``s`` spikes of neuron ``k`` of ``p`` at ``t`` to the spike log (counted past
-    its end too, so the host sees an overflow; it sizes the log so none happens)."""
-    at = cuda.atomic.add(spk.log_n, 0, s)
-    for r in range(s):
-        if at + r < spk.log_t.shape[0]:
-            spk.log_t[at + r] = t
-            spk.log_pop[at + r] = p
-            spk.log_neuron[at + r] = k
 
 
 @cuda.jit
@@ -251,7 +244,7 @@ def roll(topo, state, spk, p, t):
             keep = tkeep[uoff + u] != 0
             tflag[uoff + u] = 1 if keep else 0
             tkeep[uoff + u] = 0
-        kept += cuda.syncthreads_count(keep)
+        kept += cuda.syncthreads_count(int32(keep))
         start += cuda.gridDim.x * cuda.blockDim.x
     if cuda.threadIdx.x == 0 and kept > 0:
         cuda.atomic.add(spk.kept, (p, t), kept)
@@ -299,9 +292,17 @@ def gate(topo, state, spk, cnt, p, t, record):
                 spk.mult[off + slot] = 1
                 state.spike_count[off + u] += 1
                 if record:
-                    _log(spk, t, p, u, 1)
-        units += cuda.syncthreads_count(touched)
-        spikes += cuda.syncthreads_count(fired)
+                    # Append to the spike log; the host sizes it for a whole step
+                    # (cuda._Context._ensure_log), the bound check is a safety net.
+                    # Written out here and in update: a cuda.jit device function
+                    # would need a GPU context to compile to PTX, njit ones do not.
+                    at = cuda.atomic.add(spk.log_n, 0, 1)
+                    if at < spk.log_t.shape[0]:
+                        spk.log_t[at] = tf
+                        spk.log_pop[at] = p
+                        spk.log_neuron[at] = u
+        units += cuda.syncthreads_count(int32(touched))
+        spikes += cuda.syncthreads_count(int32(fired))
         start += cuda.gridDim.x * cuda.blockDim.x
     if cuda.threadIdx.x == 0:
         if units > 0:
