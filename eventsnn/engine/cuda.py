@@ -32,9 +32,18 @@ What it refuses, with a :class:`~eventsnn.errors.SimulationError` naming it
 membrane traces (``watch``), continuous time, plugs (online plasticity) and
 spike-norm's largest-input tracking; ``peek()`` (no queue).
 
-Data movement: the network and parameters are uploaded at the first
-``advance`` of every sample (so parameters edited on the host between samples
-are used), the sample's state at ``start_sample``; state, counters and the
+``snapshot()``/``restore()`` copy the host arrays only: after a restore, call
+``reset()`` before running on this backend again.
+
+Known costs, to measure on a device (``bench/gpu_speed.py``): every (step,
+layer) is 2-4 launches from Python, each preparing the arrays of the named
+tuples as arguments (tens of microseconds), which bounds small nets; one
+sample at a time leaves most of a large GPU idle on small layers (batching
+samples on the device is the next step).
+
+Data movement: the topology is uploaded once per Simulator, the parameters
+at the first ``advance`` of every sample (so parameters edited on the host
+between samples are used), the sample's state at ``start_sample``; state, counters and the
 spike log come back at the end of each ``advance``. The analog first layer of
 direct encoding is computed on the host (:func:`.cpu.inject_analog`, once per
 sample) and uploaded as the constant current.
@@ -318,10 +327,19 @@ class _Context:
         return c >= 1 and bool(np.any(kept[:, c - 1]))
 
 
+# One context per Simulator, found by its potential array (the Simulator keeps that
+# object for its lifetime) and released with it, so its device memory goes too.
 _CONTEXTS: dict = {}
 
 
+def _release(key: int, ctx: "_Context") -> None:
+    entry = _CONTEXTS.get(key)
+    if entry is not None and entry[2] is ctx:
+        del _CONTEXTS[key]
+
+
 def _context(topo: Topology, state: State, t_end: float | None = None, create: bool = False) -> _Context:
+    """The context of this Simulator (``create``: make one for a new sample)."""
     key = id(state.v)
     entry = _CONTEXTS.get(key)
     if entry is not None and entry[0]() is state.v and entry[1]() is topo.conn_i:
@@ -335,6 +353,7 @@ def _context(topo: Topology, state: State, t_end: float | None = None, create: b
     ctx = _Context(topo, state, t_end)
     ctx.pop_i = topo.pop_i
     _CONTEXTS[key] = (weakref.ref(state.v), weakref.ref(topo.conn_i), ctx)
+    weakref.finalize(state.v, _release, key, ctx)
     return ctx
 
 
