@@ -190,29 +190,41 @@ def check(seeds: int) -> dict:
 
 # -- 4. timing --------------------------------------------------------------------------
 
-def vgg16(input_shape, gains, seed=3) -> Network:
-    """VGG16 with random He weights times a per-layer gain; dense head 4096-4096-1000 at
-    224, 512-512-10 at 32 (as VGG16 on CIFAR)."""
+def vgg16_base(input_shape, seed=3) -> list:
+    """He-normal weights of VGG16 (conv (3, 3, C_in, C_out), dense (N_in, N_out)); dense head
+    4096-4096-1000 at 224, 512-512-10 at 32 (as VGG16 on CIFAR). Drawn once per size."""
     rng = np.random.default_rng(seed)
     h, w, c = input_shape
+    out = []
+    for item in VGG16_CONVS:
+        if item == "A":
+            h, w = h // 2, w // 2
+            continue
+        out.append((rng.standard_normal((3, 3, c, item), np.float32) * np.float32(math.sqrt(2.0 / (9 * c)))))
+        c = item
+    n = h * w * c
+    for m in ((4096, 4096, 1000) if input_shape[0] >= 224 else (512, 512, 10)):
+        out.append(rng.standard_normal((n, m), np.float32) * np.float32(math.sqrt(2.0 / n)))
+        n = m
+    return out
+
+
+def vgg16(input_shape, gains, base) -> Network:
+    """VGG16 (13 conv 3x3 + avg pools + 3 dense, IF, subtractive reset, direct input) with
+    the base weights of each weighted layer times its gain."""
     layers, k = [], 0
     for i, item in enumerate(VGG16_CONVS):
         if item == "A":
             layers.append(Layer(f"pool{i}", "avgpool2d", kernel=(2, 2), neuron=Neuron("if", 1.0, "subtract")))
-            h, w = h // 2, w // 2
             continue
-        std = math.sqrt(2.0 / (9 * c)) * gains[k]
-        layers.append(Layer(f"conv{i}", "conv2d", weight=(rng.standard_normal((3, 3, c, item)) * std).astype(np.float32),
-                            padding=(1, 1), neuron=Neuron("if", 1.0, "subtract")))
-        c, k = item, k + 1
-    layers.append(Layer("flat", "flatten"))
-    n = h * w * c
-    head = (4096, 4096, 1000) if input_shape[0] >= 224 else (512, 512, 10)
-    for j, m in enumerate(head):
-        std = math.sqrt(2.0 / n) * gains[k]
-        layers.append(Layer(f"fc{j}", "dense", weight=(rng.standard_normal((n, m)) * std).astype(np.float32),
+        layers.append(Layer(f"conv{i}", "conv2d", weight=base[k] * np.float32(gains[k]), padding=(1, 1),
                             neuron=Neuron("if", 1.0, "subtract")))
-        n, k = m, k + 1
+        k += 1
+    layers.append(Layer("flat", "flatten"))
+    for j in range(3):
+        layers.append(Layer(f"fc{j}", "dense", weight=base[k] * np.float32(gains[k]),
+                            neuron=Neuron("if", 1.0, "subtract")))
+        k += 1
     return Network(input_shape=tuple(input_shape), layers=layers, encoding="direct", decoding="spikes")
 
 
@@ -240,14 +252,14 @@ def rates_of(sim) -> np.ndarray:
     return tot["spikes"] / (sim.neurons * sim.timesteps)
 
 
-def calibrate(shape, x, target, steps, iters, budget) -> tuple:
+def calibrate(shape, base, x, target, steps, iters, budget) -> tuple:
     """Per weighted layer gains so each spikes at ~target: every iteration runs the
     whole net once on the GPU and moves every gain by (target / rate)^0.7 (downstream
     layers follow upstream changes in the next iterations). Rates are measured later."""
     gains = [1.0] * n_weighted()
     log = []
     for it in range(iters):
-        net = vgg16(shape, gains)
+        net = vgg16(shape, gains, base)
         sim = Simulator(net, timesteps=steps, encoding="direct", backend="cuda")
         sim.reset(x)
         sim.run()
@@ -332,6 +344,7 @@ def main(argv=None) -> int:
         shape = (size, size, 3)
         n_samples = args.samples if size == 32 else 2
         xs = images(shape, n_samples)
+        base = vgg16_base(shape)
         for rate in args.rates:
             name = f"vgg16 {size}x{size} @ {rate:.0%}"
             if budget.left() < (60 if size == 32 else 150):
@@ -339,10 +352,10 @@ def main(argv=None) -> int:
                 print(f"skipped (budget): {name}", flush=True)
                 continue
             t0 = time.perf_counter()
-            gains, log = calibrate(shape, xs[0], rate, 20 if size == 224 else 50, 6, budget)
+            gains, log = calibrate(shape, base, xs[0], rate, 20 if size == 224 else 50, 6, budget)
             print(f"{name}: calibrated in {time.perf_counter() - t0:.1f} s, weighted-layer rates per iteration "
                   f"{[np.round(r, 4).tolist() for r in log]}", flush=True)
-            net = vgg16(shape, gains)
+            net = vgg16(shape, gains, base)
             gpu = time_net(name, net, xs, T, "cuda", budget)
             cpu = None
             if not args.no_cpu and budget.left() > (200 if size == 224 else 40):

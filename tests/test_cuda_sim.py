@@ -89,8 +89,13 @@ def random_case(seed, encoding):
     return net, steps, random_input(rng, net)
 
 
+# Random nets (tests/netgen.py) that together hold every layer kind and option (checked
+# below); few, since the simulator runs each GPU thread as a Python thread.
+SEEDS = [3, 6, 8, 9, 11, 14]
+
+
 @pytest.mark.parametrize("encoding", ["direct", "poisson"])
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", SEEDS)
 def test_random_nets_match_cpu_and_reference(seed, encoding):
     """Conv stride 1/2, padding, avg/max pools, residual add, dense, IF/LIF, both resets,
     biases, membrane or spike readout: 2^-8-grid values, so everything is identical."""
@@ -104,24 +109,27 @@ def test_random_nets_match_cpu_and_reference(seed, encoding):
 def test_random_nets_cover_the_layer_kinds():
     """The nets above are not vacuous: together they hold every layer kind and neuron
     option, and they spike in their deeper layers."""
-    kinds, neurons, spiking = set(), set(), 0
-    for seed in range(8):
+    kinds, neurons, spiking, readouts, biases = set(), set(), 0, set(), 0
+    for seed in SEEDS:
         for encoding in ("direct", "poisson"):
             net, steps, x = random_case(seed, encoding)
             for layer in net.layers:
                 kinds.add(layer.kind)
                 if layer.kind == "conv2d":
-                    kinds.add(f"stride{layer.stride[0]}")
-                    kinds.add(f"pad{layer.padding[0]}")
+                    kinds.add(f"stride{(layer.stride or (1, 1))[0]}")
+                    kinds.add(f"pad{(layer.padding or (0, 0))[0]}")
+                biases += layer.bias is not None
                 if layer.neuron is not None:
                     neurons.add((layer.neuron.kind, layer.neuron.reset))
             sim = Simulator(net, timesteps=steps, encoding=encoding, seed=seed)
             sim.reset(x)
             sim.run()
             spiking += int(sim.totals()["spikes"][-2] > 0)
+            readouts.add(net.decoding)
     assert {"conv2d", "dense", "avgpool2d", "maxpool2d", "add", "stride1", "stride2", "pad0", "pad1"} <= kinds
     assert neurons == {("if", "subtract"), ("if", "zero"), ("lif", "subtract"), ("lif", "zero")}
-    assert spiking >= 8
+    assert readouts == {"spikes", "membrane"} and biases > 0
+    assert spiking >= len(SEEDS)  # at least half of the runs spike in the layer before the output
 
 
 @pytest.mark.parametrize("seed", range(4))

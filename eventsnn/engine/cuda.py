@@ -187,6 +187,7 @@ class _Context:
         self.cursor = 0
         self.fresh = True  # upload params and counters at the first advance
         self.pending = None  # spike log entries not yet handed to the Recorder
+        self.owed = 0  # events processed but not yet reported (see advance)
         self.log_known = 0
 
     def upload(self, params: Params, cnt: Counters) -> None:
@@ -399,10 +400,15 @@ def advance(topo, params, state, q, cnt, rec, probes, sw, t_end, until, max_even
         state.clock[0] = last
     if not ctx.more_events(kept):
         ctx.cursor = ctx.steps
+    events += ctx.owed
+    ctx.owed = 0
     if sw.record_spikes:
         ctx.collect_log(t0, t1)
         if not ctx.flush_log(rec):
-            return ST_GROW_LOG, events
+            # Reported with the next return: the Simulator lowers max_events by what
+            # a call reports, and a lowered max_events means step() here.
+            ctx.owed = events
+            return ST_GROW_LOG, 0
     return (ST_EMPTY if ctx.cursor >= ctx.steps else ST_UNTIL), events
 
 
