@@ -285,3 +285,20 @@ def test_cpu_only_features_are_refused_by_name(what):
     with pytest.raises(SimulationError, match=name.replace("(", r"\(").replace(")", r"\)")) as info:
         call()
     assert "CPU-only" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_run_dataset_on_cuda_equals_cpu():
+    """The data-set runner (what `eventsnn run --backend cuda` calls): per-sample counts,
+    predictions, and predictions at a sweep checkpoint (run(until)) equal the CPU's."""
+    from eventsnn.results import run_dataset
+    rng = np.random.default_rng(9)
+    net = random_network(rng, "poisson")
+    xs = np.stack([random_input(rng, net) for _ in range(3)])
+    got = {b: run_dataset(net, xs, timesteps=7, backend=b, checkpoints=[3]) for b in ("cpu", "cuda")}
+    a, b = got["cpu"], got["cuda"]
+    assert b.settings["backend"] == "cuda" and a.settings["backend"] == "cpu"
+    for name in ("spikes", "syn_ops", "updates", "analog_macs", "predictions", "checkpoint_predictions",
+                 "spikes_per_step", "syn_ops_per_step", "updates_per_step"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
+    np.testing.assert_array_equal(b.outputs, a.outputs)
+    assert a.spikes[:, 1:].sum() > 0
