@@ -26,12 +26,12 @@ if config.ENABLE_CUDASIM:
     sys.setswitchinterval(1e-5)
 
 from eventsnn.engine import cuda as cuda_backend  # noqa: E402
-from eventsnn.engine.layout import P_INTEGRATE, P_KIND  # noqa: E402
+from eventsnn.engine.layout import P_BLOCK, P_INTEGRATE, P_KIND  # noqa: E402
 from eventsnn.engine.simulator import Simulator  # noqa: E402
 from eventsnn.errors import SimulationError  # noqa: E402
 from eventsnn.reference import simulate_discrete  # noqa: E402
 
-from netgen import random_input, random_network  # noqa: E402
+from netgen import dyadic, random_input, random_network  # noqa: E402
 from test_engine_reference import (_decimal, _floatify, assert_matches_reference, engine_rasters,  # noqa: E402
                                    input_raster)
 from test_multi_spike import multi_spiking  # noqa: E402
@@ -302,3 +302,20 @@ def test_run_dataset_on_cuda_equals_cpu():
         np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
     np.testing.assert_array_equal(b.outputs, a.outputs)
     assert a.spikes[:, 1:].sum() > 0
+
+
+def test_wide_layers_match_cpu_and_reference(launch):
+    """Units of 16-64 channels (the CPU's vectorised block path): one unit's neurons
+    span several thread blocks here, so the flag of a unit is read by threads of
+    different blocks while it is being rolled over (the reason roll is a launch of its own)."""
+    from test_wide_layers import wide_network
+    launch(16, 2)
+    seed, encoding, steps = 4, "poisson", 6  # the smallest of test_wide_layers' nets: 64 then 16 channels
+    rng = np.random.default_rng(500 + seed)
+    net = wide_network(rng, encoding)
+    x = dyadic(rng, net.input_shape, 0.0, 1.0)
+    cpu, gpu = both(net, steps, encoding, seed, x)
+    assert_same_as_cpu(cpu, gpu)
+    ref = simulate_discrete(net, x, steps, encoding, input_raster(x, steps, seed) if encoding == "poisson" else None)
+    assert_matches_reference(gpu, ref, encoding)
+    assert gpu.plan.pop_i[1, P_BLOCK] == 64 and gpu.totals()["spikes"][1:3].min() > 0

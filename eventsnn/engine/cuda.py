@@ -188,7 +188,7 @@ class _Context:
         self.fresh = True  # upload params and counters at the first advance
         self.pending = None  # spike log entries not yet handed to the Recorder
         self.owed = 0  # events processed but not yet reported (see advance)
-        self.log_known = 0
+        self.log_bound = 0
 
     def upload(self, params: Params, cnt: Counters) -> None:
         cuda = self.cuda
@@ -201,22 +201,24 @@ class _Context:
         return max(1, min((int(n) + t - 1) // t, self.launch["max_blocks"]))
 
     def _ensure_log(self) -> None:
-        """Room in the device spike log for the worst case of one step (one sync when close)."""
+        """Room in the device spike log for the worst case of the next step. ``log_bound``
+        is an upper bound of the entries written (one worst case per step since the
+        last read), so the log is read back (a sync) only when it might be too small."""
         cuda, spk = self.cuda, self.spk
         cap = spk.log_t.shape[0]
-        if self.log_known + self.worst_step <= cap:
-            return
-        self.log_known = int(spk.log_n.copy_to_host()[0])
-        need = self.log_known + self.worst_step
-        if need <= cap:
-            return
-        new = max(2 * cap, need, 4096)
-        fields = {}
-        for name, dtype in (("log_t", np.float64), ("log_pop", np.int32), ("log_neuron", np.int32)):
-            a = cuda.device_array(new, dtype)
-            a[: self.log_known] = getattr(spk, name)[: self.log_known]
-            fields[name] = a
-        self.spk = spk._replace(**fields)
+        if self.log_bound + self.worst_step > cap:
+            self.log_bound = int(spk.log_n.copy_to_host()[0])
+            need = self.log_bound + self.worst_step
+            if need > cap:
+                new = max(2 * cap, need, 4096)
+                fields = {}
+                for name, dtype in (("log_t", np.float64), ("log_pop", np.int32), ("log_neuron", np.int32)):
+                    a = cuda.device_array(new, dtype)
+                    if self.log_bound:
+                        a[: self.log_bound] = getattr(spk, name)[: self.log_bound]
+                    fields[name] = a
+                self.spk = spk._replace(**fields)
+        self.log_bound += self.worst_step
 
     def run_steps(self, until: float, record: bool) -> tuple:
         """Launch every (step, layer) from the cursor while step < until; returns (first, last + 1)."""
@@ -281,7 +283,7 @@ class _Context:
                                   self.in_idx[lo:hi]])
         order = np.lexsort((neurons, pops, times))
         spk.log_n.copy_to_device(np.zeros(1, np.int64))
-        self.log_known = 0
+        self.log_bound = 0
         new = (times[order], pops[order].astype(np.int32), neurons[order].astype(np.int32))
         if self.pending is None:
             self.pending = new

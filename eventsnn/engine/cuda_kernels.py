@@ -146,7 +146,7 @@ def deliver(topo, params, state, cnt, c, t, idxs, mults, base, counts, src):
             else:  # avg pool (a scalar weight) or max-pool gate (counts only)
                 if kind == K_GATE and tid == 0:
                     g = pop_i[p, P_GOFF] + idx
-                    state.gate_cnt[g] += mult  # one entry per source neuron and step: no race
+                    cuda.atomic.add(state.gate_cnt, g, mult)  # atomic: given input spikes may repeat a neuron
                     state.gate_last[g] = t
                 total = ny * nx
                 for k in range(tid, total, nthreads):
