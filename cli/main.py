@@ -183,8 +183,11 @@ def _run_options(fn):
               help="Also report accuracy, spikes and synaptic ops after each of these timesteps, "
                    "read off the same simulation (runs max(T) steps).")
 @_FORCE
+@click.option("--backend", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+              help="Where events run: 'cuda' needs an NVIDIA GPU and pip install 'eventsnn[cuda]' "
+                   "(discrete time); 'auto': cuda when a GPU is present, else cpu.")
 def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate, order, no_progress,
-        as_json, output, sweep, force):
+        as_json, output, sweep, force, backend):
     """Simulate a network on a data set and report accuracy and operation counts."""
     _check_output_dir(output, force)
     checkpoints = _parse_sweep(sweep)
@@ -192,7 +195,7 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
         timesteps = max(checkpoints)
     options = {"timesteps": timesteps, "samples": samples, "encoding": encoding, "mode": mode,
                "seed": seed, "poisson_rate": poisson_rate, "order": order, "output": output,
-               "sweep_timesteps": checkpoints}
+               "sweep_timesteps": checkpoints, "backend": backend}
     result, settings, data_source = _simulate(net_path, data_path, options, checkpoints, no_progress, "eventsnn run")
     with _user_errors():
         if output is not None:
@@ -254,7 +257,8 @@ def _simulate(net_path, data_path, options, checkpoints, no_progress, command):
                     "options": options}
         kwargs = dict(y=data.y, timesteps=options["timesteps"], encoding=options["encoding"],
                       mode=options["mode"], seed=options["seed"], poisson_rate=options["poisson_rate"],
-                      settings=settings, checkpoints=checkpoints, order=options["order"])
+                      settings=settings, checkpoints=checkpoints, order=options["order"],
+                      backend=options.get("backend", "cpu"))
         with _user_errors():
             if no_progress or x.shape[0] <= 1:
                 result = run_dataset(net, x, **kwargs)

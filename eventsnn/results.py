@@ -130,13 +130,15 @@ class RunResult:
 
 def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None = None,
                 mode: str = "discrete", seed: int = 0, poisson_rate: float = 1.0,
-                progress=None, settings: dict | None = None, checkpoints=None, order: str = "auto") -> RunResult:
+                progress=None, settings: dict | None = None, checkpoints=None, order: str = "auto",
+                backend: str = "cpu") -> RunResult:
     """Simulate every sample of ``x`` (N, H, W, C); ``progress(n)`` is called after each.
 
     ``checkpoints`` (timesteps <= ``timesteps``) also records each sample's
     prediction after that many steps, from the same simulation. ``order`` is
     the Simulator's event order; ``"auto"`` takes ``"layer"`` in discrete time
     (same results, faster on deep nets) and ``"time"`` in continuous time.
+    ``backend`` is the Simulator's (``"cpu"``, ``"cuda"`` or ``"auto"``).
     """
     if order == "auto":
         order = "layer" if mode == "discrete" else "time"
@@ -147,7 +149,7 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     if isinstance(network, Network) and isinstance(timesteps, (int, np.integer)) and timesteps >= 1:
         limits.check_run(network, int(timesteps), x.shape[0], len(checkpoints or ()), data_bytes=x.nbytes)
     sim = Simulator(network, timesteps=timesteps, mode=mode, encoding=encoding, seed=seed,
-                    poisson_rate=poisson_rate, order=order)
+                    poisson_rate=poisson_rate, order=order, backend=backend)
     n, n_layers = x.shape[0], len(sim.layer_names)
     if y is not None:
         _check_labels(np.asarray(y), n, int(sim.plan.pops[-1].size))
@@ -185,6 +187,7 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     sources = [sorted({int(r[C_SRC]) for r in sim.plan.conn_i if r[C_DST] == p}) for p in range(n_layers)]
     info = {"layer_sources": sources, "timesteps": sim.timesteps, "mode": mode, "encoding": sim.plan.encoding, "seed": seed,
             "poisson_rate": poisson_rate, "decoding": sim.network.decoding, "order": order,
+            "backend": sim.backend_name,
             "layer_synapses": [int(v) for v in synapses]}
     info.update(settings or {})
     return RunResult(layers=list(sim.layer_names), neurons=sim.neurons, timesteps=sim.timesteps,

@@ -89,5 +89,3 @@ def test_unknown_backend_is_refused():
     net = random_network(np.random.default_rng(0), "poisson")
     with pytest.raises(SimulationError, match="unknown backend"):
         Simulator(net, timesteps=3, backend="tpu")
-    with pytest.raises(SimulationError, match="not built yet"):
-        Simulator(net, timesteps=3, backend="cuda")

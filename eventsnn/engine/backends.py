@@ -22,14 +22,29 @@ from importlib import import_module
 
 from ..errors import SimulationError
 
-BACKENDS = {"cpu": "eventsnn.engine.cpu"}
-PLANNED = {"cuda": "the numba.cuda backend is not built yet"}
+BACKENDS = {"cpu": "eventsnn.engine.cpu", "cuda": "eventsnn.engine.cuda"}
+PLANNED: dict = {}
+CHOICES = (*BACKENDS, "auto")
+
+
+def resolve_backend(name: str) -> str:
+    """``auto``: ``cuda`` when a GPU is usable (not numba's simulator), else ``cpu``."""
+    if name != "auto":
+        return name
+    return "cuda" if import_module(BACKENDS["cuda"]).device_present() else "cpu"
 
 
 def get_backend(name: str):
-    """The backend module called ``name``; SimulationError for an unknown one."""
+    """The backend module called ``name`` (or picked by ``auto``); SimulationError for an
+    unknown one, or, in one line, for one that cannot run here (a module may say why in
+    ``unavailable()``, e.g. no GPU)."""
+    name = resolve_backend(name)
     if name in BACKENDS:
-        return import_module(BACKENDS[name])
+        module = import_module(BACKENDS[name])
+        problem = module.unavailable() if hasattr(module, "unavailable") else None
+        if problem:
+            raise SimulationError(f"backend {name!r}: {problem}")
+        return module
     if name in PLANNED:
         raise SimulationError(f"backend {name!r}: {PLANNED[name]}; available: {', '.join(BACKENDS)}")
     raise SimulationError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")

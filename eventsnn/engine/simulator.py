@@ -19,7 +19,7 @@ from .. import limits
 from ..encoding import bernoulli_spikes, poisson_process_spikes, sample_rng
 from ..errors import DataError, NetworkError, SimulationError
 from ..network import Network
-from .backends import get_backend
+from .backends import get_backend, resolve_backend
 from .compile import Plan, flat_input
 from .debug import Debugger
 from .layout import (aligned_zeros, C_DST, C_SRC, P_BLOCK, P_INTEGRATE, P_KIND, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
@@ -58,7 +58,8 @@ class Simulator:
     continuous mode), ``mode`` (``"discrete"`` or ``"continuous"``),
     ``encoding`` (overrides the network's), ``seed`` and ``poisson_rate`` for
     rate coding, ``record_spikes`` to keep every spike as (time, layer, neuron),
-    ``backend`` (``"cpu"``), and ``plug``: a registered per-event / per-spike
+    ``backend`` (``"cpu"``; ``"cuda"``: :mod:`.cuda`, whole samples in discrete
+    time; ``"auto"``: CUDA when a GPU is present), and ``plug``: a registered per-event / per-spike
     hook (:mod:`eventsnn.engine.plugs`), e.g. a plasticity rule, or None.
 
     ``order`` is the order in which (time, layer) keys are processed:
@@ -93,7 +94,8 @@ class Simulator:
         if order == "layer" and mode != "discrete":
             raise SimulationError("order 'layer' needs discrete time (synaptic delays can reorder layers)")
         limits.check_run(network, int(timesteps), record_spikes=record_spikes)  # before any allocation
-        self.backend = get_backend(backend)
+        self.backend_name = resolve_backend(backend)
+        self.backend = get_backend(self.backend_name)
         self.network = network
         self.order = order
         self.plan = plan = Plan(network, int(timesteps), mode, encoding)
@@ -261,6 +263,9 @@ class Simulator:
 
     def peek(self) -> Event | None:
         """The next event to be processed, or None when the sample is finished."""
+        if not getattr(self.backend, "HAS_QUEUE", True):
+            raise SimulationError(f"backend {self.backend_name!r} runs whole steps without an event queue: "
+                                  "peek() and step() are CPU-only (use backend='cpu')")
         q = self.queue
         b = int(q.qs[Q_CUR])
         if b < 0 or q.b_head[b] < 0:

@@ -1,0 +1,157 @@
+"""The CUDA backend (eventsnn/engine/cuda.py, cuda_kernels.py): its kernels under numba's
+CUDA simulator (test_cuda_sim.py, in a subprocess), their compilation for a real device
+(PTX; needs numba-cuda and NVVM, skipped without), and the wiring: registration,
+``auto``, and one clear line where no GPU is present."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import eventsnn
+from eventsnn.engine import backends
+from eventsnn.engine.simulator import Simulator
+from eventsnn.errors import SimulationError
+
+from netgen import random_input, random_network
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _simulator_importable() -> str | None:
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run([sys.executable, "-c", "from numba import cuda; cuda.to_device([1.0])"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    return None if proc.returncode == 0 else proc.stderr.strip().splitlines()[-1:]
+
+
+def _gpu_here() -> bool:
+    from eventsnn.engine import cuda as cuda_backend
+    return cuda_backend.device_present()
+
+
+def test_kernels_match_cpu_and_reference_under_the_cuda_simulator():
+    """Runs tests/test_cuda_sim.py with NUMBA_ENABLE_CUDASIM=1 (it must be set before numba
+    is imported, so not in this process); every test there must pass, none may skip."""
+    problem = _simulator_importable()
+    if problem:
+        pytest.skip(f"numba's CUDA simulator does not run here: {problem}")
+    package_root = str(Path(eventsnn.__file__).resolve().parent.parent)  # the eventsnn this suite tests
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
+               PYTHONPATH=os.pathsep.join([package_root, str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                           str(TESTS / "test_cuda_sim.py")], env=env, cwd=str(TESTS.parent),
+                          capture_output=True, text=True, timeout=900)
+    tail = (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0, tail
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout and "failed" not in proc.stdout, tail
+
+
+def test_cuda_is_registered_and_auto_is_a_choice():
+    assert backends.BACKENDS["cuda"] == "eventsnn.engine.cuda"
+    assert "cuda" not in backends.PLANNED
+    assert set(backends.CHOICES) == {"cpu", "cuda", "auto"}
+
+
+def test_without_a_gpu_cuda_says_so_in_one_line_and_auto_picks_cpu():
+    if _gpu_here():
+        pytest.skip("a GPU is present: the CUDA backend runs (bench/gpu_speed.py checks it)")
+    from numba import config
+    if config.ENABLE_CUDASIM:
+        pytest.skip("this process runs numba's CUDA simulator, which the backend accepts")
+    net = random_network(np.random.default_rng(0), "poisson")
+    with pytest.raises(SimulationError, match="backend 'cuda': no .*GPU") as info:
+        Simulator(net, timesteps=3, backend="cuda")
+    assert "\n" not in str(info.value)
+    sim = Simulator(net, timesteps=3, backend="auto")
+    assert sim.backend_name == "cpu" and sim.backend is backends.get_backend("cpu")
+    sim.reset(random_input(np.random.default_rng(0), net))
+    assert sim.run() == "done"
+
+
+def test_without_numba_cuda_the_reason_names_the_extra(monkeypatch):
+    """Where numba has no CUDA target at all (the package is built without it)."""
+    import numba
+    from eventsnn.engine import cuda as cuda_backend
+    monkeypatch.setitem(sys.modules, "numba.cuda", None)
+    monkeypatch.delattr(numba, "cuda", raising=False)
+    reason = cuda_backend.unavailable()
+    assert reason is not None and "eventsnn[cuda]" in reason
+    assert not cuda_backend.device_present()
+    with pytest.raises(SimulationError, match="eventsnn\\[cuda\\]"):
+        backends.get_backend("cuda")
+    assert backends.resolve_backend("auto") == "cpu"
+
+
+def test_cli_backend_cuda_without_gpu_fails_in_one_line_and_auto_runs(tmp_path):
+    if _gpu_here():
+        pytest.skip("a GPU is present")
+    from click.testing import CliRunner
+    from eventsnn.cli.main import main
+    from eventsnn.io import save_network
+    net_path = tmp_path / "net.h5"
+    save_network(random_network(np.random.default_rng(3), "poisson"), net_path)
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    shape = random_network(np.random.default_rng(3), "poisson").input_shape
+    np.savez(data, x=rng.random((2, *shape)).astype(np.float32), y=np.array([0, 1]))
+    runner = CliRunner()
+    bad = runner.invoke(main, ["run", "--net", str(net_path), "--data", str(data), "--timesteps", "5",
+                               "--backend", "cuda", "--no-progress"])
+    assert bad.exit_code != 0
+    lines = [line for line in bad.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "backend 'cuda'" in lines[0] and "GPU" in lines[0], bad.output
+    good = runner.invoke(main, ["run", "--net", str(net_path), "--data", str(data), "--timesteps", "5",
+                                "--backend", "auto", "--no-progress", "--json"])
+    assert good.exit_code == 0, good.output
+
+
+# -- PTX: every kernel compiles for a real device ------------------------------------------
+
+def _cuda_compiler_or_skip():
+    import importlib.util
+    from numba import config
+    if config.ENABLE_CUDASIM:
+        pytest.skip("the CUDA simulator has no compiler")
+    if importlib.util.find_spec("numba_cuda") is None:
+        # numba's deprecated built-in CUDA target needs a device to compile some device
+        # functions; the backend is built for numba-cuda, the 'cuda' extra.
+        pytest.skip("needs numba-cuda (pip install 'eventsnn[cuda]')")
+    try:
+        from numba import cuda
+        cuda.compile_ptx(lambda a: None, "void(float32[:])", cc=(8, 0))
+    except Exception as exc:
+        pytest.skip(f"no CUDA compiler here (pip install 'eventsnn[cuda]'): {type(exc).__name__}: {exc}")
+    return cuda
+
+
+@pytest.mark.parametrize("name", ["deliver", "update", "roll", "gate"])
+def test_every_kernel_compiles_to_ptx(name):
+    """Each kernel, typed with the named tuples of a real compiled network, compiles for
+    an sm_80 device; the physics it calls is inlined as device code."""
+    cuda = _cuda_compiler_or_skip()
+    from numba import typeof
+    from eventsnn.engine import cuda_kernels
+    from eventsnn.engine.cuda import Spikes
+    net = random_network(np.random.default_rng(1), "poisson")
+    sim = Simulator(net, timesteps=4)
+    i32 = np.zeros(4, np.int32)
+    spk = Spikes(idx=i32, mult=i32, n=np.zeros((4, 3), np.int32), tkeep=np.zeros(4, np.uint8),
+                 kept=np.zeros((3, 4), np.int32), log_t=np.zeros(4), log_pop=i32, log_neuron=i32,
+                 log_n=np.zeros(1, np.int64))
+    topo, params, state, cnt = (typeof(g) for g in (sim.topology, sim.params, sim.state, sim.counters))
+    i, b, arr, arr2 = typeof(1), typeof(True), typeof(i32), typeof(spk.n)
+    sigs = {"deliver": (topo, params, state, cnt, i, i, arr, arr, i, arr2, i),
+            "update": (topo, params, state, typeof(spk), cnt, i, i, b),
+            "roll": (topo, state, typeof(spk), i, i),
+            "gate": (topo, state, typeof(spk), cnt, i, i, b)}
+    kernel = cuda_kernels.KERNELS[name]
+    ptx, _ = cuda.compile_ptx(kernel.py_func, sigs[name], cc=(8, 0))
+    assert ".entry" in ptx and "ret;" in ptx
+    if name in ("deliver", "update"):
+        assert "atom" in ptx or "red." in ptx  # the float/int atomics survived
