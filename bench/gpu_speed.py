@@ -248,7 +248,7 @@ def images(shape, n) -> np.ndarray:
 
 
 def rates_of(sim) -> np.ndarray:
-    tot = sim.totals()
+    tot = sim.per_layer()
     return tot["spikes"] / (sim.neurons * sim.timesteps)
 
 
@@ -288,7 +288,7 @@ def time_net(name, net, xs, steps, backend, budget, min_left=30.0) -> dict | Non
         t0 = time.perf_counter()
         sim.run()
         times.append(time.perf_counter() - t0)
-        ops.append(int(sim.totals()["syn_ops"].sum()))
+        ops.append(int(sim.per_layer()["syn_ops"].sum()))
     if not times:
         return None
     t = float(np.median(times))

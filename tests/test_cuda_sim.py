@@ -124,7 +124,7 @@ def test_random_nets_cover_the_layer_kinds():
             sim = Simulator(net, timesteps=steps, encoding=encoding, seed=seed)
             sim.reset(x)
             sim.run()
-            spiking += int(sim.totals()["spikes"][-2] > 0)
+            spiking += int(sim.per_layer()["spikes"][-2] > 0)
             readouts.add(net.decoding)
     assert {"conv2d", "dense", "avgpool2d", "maxpool2d", "add", "stride1", "stride2", "pad0", "pad1"} <= kinds
     assert neurons == {("if", "subtract"), ("if", "zero"), ("lif", "subtract"), ("lif", "zero")}
@@ -318,4 +318,4 @@ def test_wide_layers_match_cpu_and_reference(launch):
     assert_same_as_cpu(cpu, gpu)
     ref = simulate_discrete(net, x, steps, encoding, input_raster(x, steps, seed) if encoding == "poisson" else None)
     assert_matches_reference(gpu, ref, encoding)
-    assert gpu.plan.pop_i[1, P_BLOCK] == 64 and gpu.totals()["spikes"][1:3].min() > 0
+    assert gpu.plan.pop_i[1, P_BLOCK] == 64 and gpu.per_layer()["spikes"][1:3].min() > 0

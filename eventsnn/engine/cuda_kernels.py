@@ -105,6 +105,7 @@ def deliver(topo, params, state, cnt, c, t, idxs, mults, base, counts, src):
     doff, uoff, block = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK]
     woff, co, ci, wo = conn_i[c, C_WOFF], conn_i[c, C_CO], conn_i[c, C_CI], conn_i[c, C_WO]
     sy, sx = conn_i[c, C_SY], conn_i[c, C_SX]
+    kh, kw = conn_i[c, C_KH], conn_i[c, C_KW]
     tid = cuda.threadIdx.x
     nthreads = cuda.blockDim.x
     n_spikes = counts[t, src]
@@ -137,7 +138,7 @@ def deliver(topo, params, state, cnt, c, t, idxs, mults, base, counts, src):
                     cout = k - ab * co
                     a = ab // nx
                     b = ab - a * nx
-                    wi = conv_weight_index(conn_i, c, ch, ky0 + a * sy, kx0 + b * sx) + cout
+                    wi = conv_weight_index(woff, kh, kw, co, ch, ky0 + a * sy, kx0 + b * sx) + cout
                     n = ((oy0 - a) * wo + (ox0 - b)) * co + cout
                     w = weights[wi]
                     for _ in range(mult):
