@@ -106,12 +106,16 @@ def depressed(w, trace, cfg):
 
 @inline_kernel
 def stochastic_switch(w, dt, u, cfg):
-    """(new w, +1 up / -1 down / 0) of one synapse at a post spike: ``dt`` since its
-    pre spike (inf: none), ``u`` a uniform draw."""
-    w_min, w_max, step = cfg[R_W_MIN], cfg[R_W_MAX], cfg[R_STEP]
+    """(new level index, +1 up / -1 down / 0) of one synapse of weight ``w`` at a post
+    spike: ``dt`` since its pre spike (inf: none), ``u`` a uniform draw. Levels are
+    counted from w_min in steps of cfg[R_STEP]; the caller stores
+    ``w_min + level * step`` (so float32 storage never drifts off the levels)."""
+    step = cfg[R_STEP]
+    top = int(round((cfg[R_W_MAX] - cfg[R_W_MIN]) / step))
+    level = int(round((w - cfg[R_W_MIN]) / step))
     if dt <= cfg[R_WINDOW]:
-        if u < cfg[R_GAMMA_POT] * math.exp(-dt / cfg[R_TAU_POT]) and w < w_max:
-            return min(w + step, w_max), 1
-    elif u < cfg[R_P_DEP] and w > w_min:
-        return max(w - step, w_min), -1
-    return w, 0
+        if level < top and u < cfg[R_GAMMA_POT] * math.exp(-dt / cfg[R_TAU_POT]):
+            return level + 1, 1
+    elif level > 0 and u < cfg[R_P_DEP]:
+        return level - 1, -1
+    return level, 0

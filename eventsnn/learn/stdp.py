@@ -40,7 +40,7 @@ from ..engine.layout import C_DST, C_KIND, C_SRC, K_CONV, K_DENSE, P_OFF
 from ..engine.plugs import register_plug
 from ..errors import NetworkError, SimulationError
 from .competition import claim
-from .rules import (R_NFIELDS, R_RULE, RULE_ADDITIVE, RULE_MULTIPLICATIVE, RULE_NAMES, RULE_STOCHASTIC, decayed,
+from .rules import (R_NFIELDS, R_RULE, R_STEP, R_W_MIN, RULE_ADDITIVE, RULE_MULTIPLICATIVE, RULE_NAMES, RULE_STOCHASTIC, decayed,
                     depressed, potentiated, stochastic_switch, uniform)
 
 
@@ -167,16 +167,16 @@ class Plasticity(NamedTuple):
                    rng=np.array([np.uint64(seed & 0xFFFFFFFFFFFFFFFF), 0], np.uint64),
                    stats=np.zeros(4, np.float64))
 
-    def begin_sample(self, params, thresholds: dict | None = None) -> None:
-        """Clear traces and competition before a sample; ``thresholds`` maps a flat
-        neuron slice to the thresholds it starts the sample with (undoing k-WTA's silencing)."""
+    def begin_sample(self, params, thresholds: np.ndarray | None = None) -> None:
+        """Clear traces and competition before a sample; ``thresholds`` (one per neuron)
+        are the thresholds it starts with (undoing k-WTA's silencing of the last sample)."""
         self.x[:] = 0.0
         self.y[:] = 0.0
         self.last[:] = -np.inf
         self.member[:] = 0
         self.members[:] = 0
-        for sl, thr in (thresholds or {}).items():
-            params.thr[sl] = thr
+        if thresholds is not None:
+            params.thr[:] = thresholds
 
 
 def learnable_layers(plan) -> list:
@@ -197,9 +197,9 @@ def _potentiate(plug, topo, params, c, neuron, t):
             s = soff + plug.idx_buf[j]
             k = plug.w_buf[j]
             dt = t - last[s]  # inf when the source has not spiked this sample
-            w, move = stochastic_switch(np.float64(weights[k]), dt, uniform(plug.rng), cfg)
+            level, move = stochastic_switch(np.float64(weights[k]), dt, uniform(plug.rng), cfg)
             if move != 0:
-                weights[k] = np.float32(w)
+                weights[k] = np.float32(cfg[R_W_MIN] + level * cfg[R_STEP])
                 if move > 0:
                     stats[2] += 1.0
                 else:
