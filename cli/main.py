@@ -444,5 +444,11 @@ def _energy_lines(report, source):
     return out
 
 
+# STDP training and the feature readout live in cli/stdp.py.
+from .stdp import evaluate_features_cmd, train_stdp_cmd  # noqa: E402
+
+main.add_command(train_stdp_cmd)
+main.add_command(evaluate_features_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
