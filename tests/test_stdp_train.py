@@ -190,3 +190,15 @@ def test_cli_refusals_write_nothing(tmp_path):
         assert message in res.output, (extra, res.output)
         assert "Traceback" not in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["arch.h5", "d.npz"]
+
+
+def test_kernel_figure(tmp_path):
+    pytest.importorskip("matplotlib")
+    from eventsnn.learn.figures import kernel_tiles, plot_kernels
+
+    w = np.zeros((3, 3, 2, 5), np.float32)
+    w[1, 1, :, 2] = 1.0
+    tiles = kernel_tiles(w)
+    assert tiles.shape == (5, 3, 3) and tiles[2, 1, 1] == 1.0 and tiles[2].sum() == 1.0
+    plot_kernels(w, path=tmp_path / "k.png")
+    assert (tmp_path / "k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
