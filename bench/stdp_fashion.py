@@ -10,7 +10,8 @@ Networks (same architecture): input 28x28 -> conv1 5x5 x MAPS (IF, reset to zero
 - random frozen weights: the deterministic run's starting point (uniform in
   [0, 1]) and the stochastic run's (random binary),
 and a linear readout on raw pixels. Features: pooled spike counts
-(eventsnn.learn.readout, grid x grid per map) of the learned layers of the plain
+(eventsnn.learn.readout, grid x grid per map) of the learned layers, on DoG on/off
+input channels (eventsnn.learn.preprocess; --no-dog: raw intensities) of the plain
 network (no competition at readout), T steps of Bernoulli rate coding. Readout:
 closed-form ridge, lambda by leave-one-out, fitted on 10/100/1000/all labelled
 examples per class (few-label points averaged over --repeats seeded picks) from
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import ROOT, machine_info, table  # noqa: E402
 
 from eventsnn.datasets import load_dataset  # noqa: E402
+from eventsnn.learn.preprocess import dog_on_off  # noqa: E402
 from eventsnn.learn.readout import RidgeReadout, labels_per_class, spike_features  # noqa: E402
 from eventsnn.learn.stdp import STDPRule  # noqa: E402
 from eventsnn.learn.train import TrainSettings, train_stdp, _random_weights  # noqa: E402
@@ -39,14 +41,14 @@ from eventsnn.network import Layer, Network, Neuron  # noqa: E402
 DATA = Path("/usr/share/datasets/fashion-mnist")
 
 
-def architecture(maps, threshold, two_layers, maps2, threshold2):
-    layers = [Layer("conv1", "conv2d", ("input",), weight=np.zeros((5, 5, 1, maps), np.float32),
+def architecture(maps, threshold, two_layers, maps2, threshold2, channels=2):
+    layers = [Layer("conv1", "conv2d", ("input",), weight=np.zeros((5, 5, channels, maps), np.float32),
                     neuron=Neuron("if", threshold, "zero"))]
     if two_layers:
         layers += [Layer("pool1", "maxpool2d", ("conv1",), kernel=(2, 2), stride=(2, 2)),
                    Layer("conv2", "conv2d", ("pool1",), weight=np.zeros((5, 5, maps, maps2), np.float32),
                          neuron=Neuron("if", threshold2, "zero"))]
-    return Network((28, 28, 1), layers, encoding="poisson")
+    return Network((28, 28, channels), layers, encoding="poisson")
 
 
 def main(argv=None):
@@ -70,15 +72,21 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--rules", default="deterministic,stochastic,random,random-binary,pixels")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-dog", action="store_true", help="raw intensities instead of DoG on/off channels")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "stdp_fashion.json"))
     args = ap.parse_args(argv)
     info = machine_info()
     train = load_dataset(DATA / "train-images-idx3-ubyte.gz")
     test = load_dataset(DATA / "t10k-images-idx3-ubyte.gz", limit=args.test)
-    pool_x, pool_y = train.x[: args.label_pool], train.y[: args.label_pool]
+    pixels_tr, pool_y = train.x[: args.label_pool], train.y[: args.label_pool]
+    pixels_te = test.x
+    channels = 1 if args.no_dog else 2
+    prep = (lambda a: a) if args.no_dog else dog_on_off
+    train_x = prep(train.x[: max(args.train_samples, 1)])  # STDP sees the first train-samples images (once)
+    pool_x, test_x = prep(pixels_tr), prep(pixels_te)
     k, r = (int(v) for v in args.kwta.split(","))
     learn = ["conv1", "conv2"] if args.two_layers else ["conv1"]
-    arch = architecture(args.maps, args.threshold, args.two_layers, args.maps2, args.threshold2)
+    arch = architecture(args.maps, args.threshold, args.two_layers, args.maps2, args.threshold2, channels)
     rules = args.rules.split(",")
     nets, timing = {}, {}
     for name in ("deterministic", "stochastic"):
@@ -88,15 +96,15 @@ def main(argv=None):
                         eta_minus=args.eta_minus, gamma_pot=args.gamma_pot, p_dep=args.p_dep)
         settings = TrainSettings(layers=learn, rule=rule, samples=args.train_samples, timesteps=args.timesteps,
                                  kwta=(k, r), theta_plus=args.theta_plus, seed=args.seed, init="random")
-        start = architecture(args.maps, args.threshold, args.two_layers, args.maps2, args.threshold2)
+        start = architecture(args.maps, args.threshold, args.two_layers, args.maps2, args.threshold2, channels)
         for i, layer in enumerate(learn):
             start.layer(layer).weight = _random_weights(start.layer(layer), rule, args.seed, i)
         nets["random" if name == "deterministic" else "random-binary"] = start
         if name in rules:
             warm = TrainSettings(**{**settings.__dict__, "samples": 2})
-            train_stdp(arch, train.x[:2], warm)  # compile (or load) the plugged kernels before timing
+            train_stdp(arch, train_x[:2], warm)  # compile (or load) the plugged kernels before timing
             t0 = time.perf_counter()
-            nets[name] = train_stdp(arch, train.x, settings)
+            nets[name] = train_stdp(arch, train_x, settings)
             dt = time.perf_counter() - t0
             timing[name] = {"seconds": dt, "samples": args.train_samples * len(learn),
                             "samples_per_s": args.train_samples * len(learn) / dt,
@@ -109,15 +117,15 @@ def main(argv=None):
             continue
         t0 = time.perf_counter()
         ftr = spike_features(net, pool_x, learn, args.timesteps, args.seed, args.grid)
-        fte = spike_features(net, test.x, learn, args.timesteps, args.seed + 1, args.grid)
+        fte = spike_features(net, test_x, learn, args.timesteps, args.seed + 1, args.grid)
         dt = time.perf_counter() - t0
         features[name] = (ftr, fte)
-        timing.setdefault(name, {})["feature_samples_per_s"] = (len(pool_x) + len(test.x)) / dt
-        print(f"{name}: features {ftr.shape[1]} for {len(pool_x) + len(test.x)} images in {dt:.1f} s; "
+        timing.setdefault(name, {})["feature_samples_per_s"] = (len(pool_x) + len(test_x)) / dt
+        print(f"{name}: features {ftr.shape[1]} for {len(pool_x) + len(test_x)} images in {dt:.1f} s; "
               f"mean count {ftr.mean():.2f}", flush=True)
     if "pixels" in rules:
-        features["pixels"] = (pool_x.reshape(len(pool_x), -1).astype(np.float64),
-                              test.x.reshape(len(test.x), -1).astype(np.float64))
+        features["pixels"] = (pixels_tr.reshape(len(pixels_tr), -1).astype(np.float64),
+                              pixels_te.reshape(len(pixels_te), -1).astype(np.float64))
     results = {}
     for per_class in (10, 100, 1000, None):
         reps = args.repeats if per_class is not None and per_class <= 100 else 1

@@ -202,3 +202,19 @@ def test_kernel_figure(tmp_path):
     assert tiles.shape == (5, 3, 3) and tiles[2, 1, 1] == 1.0 and tiles[2].sum() == 1.0
     plot_kernels(w, path=tmp_path / "k.png")
     assert (tmp_path / "k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dog_on_off_channels():
+    from eventsnn.learn.preprocess import dog_on_off
+
+    x = np.zeros((2, 15, 15, 1), np.float32)
+    x[0, 5:10, 5:10, 0] = 1.0  # a bright square: on inside its edges, off just outside
+    d = dog_on_off(x)
+    assert d.shape == (2, 15, 15, 2) and d.dtype == np.float32
+    assert d[0].max() == 1.0 and d.min() >= 0.0
+    assert np.all(d[1] == 0.0)  # a blank image stays blank
+    assert d[0, 5, 5, 0] > d[0, 5, 5, 1]  # inside corner: on
+    assert d[0, 4, 7, 1] > d[0, 4, 7, 0]  # just outside the edge: off
+    assert np.all(np.minimum(d[..., 0], d[..., 1]) == 0.0)  # never both
+    with pytest.raises(DataError):
+        dog_on_off(np.zeros((1, 5, 5, 2)))
