@@ -18,6 +18,7 @@ stopped; the finished file records the rule and its parameters the same way.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import time
@@ -142,8 +143,12 @@ def sample_order(seed: int, layer_index: int, sample: int, n: int) -> int:
     """The data index of training sample ``sample`` of layer ``layer_index`` (one seeded
     permutation of the data set per epoch)."""
     epoch, k = divmod(int(sample), n)
-    perm = np.random.default_rng([int(seed) & 0xFFFFFFFF, 104729, layer_index, epoch]).permutation(n)
-    return int(perm[k])
+    return int(_permutation(int(seed), int(layer_index), epoch, int(n))[k])
+
+
+@functools.lru_cache(maxsize=2)
+def _permutation(seed: int, layer_index: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed & 0xFFFFFFFF, 104729, layer_index, epoch]).permutation(n)
 
 
 def train_stdp(net: Network, x: np.ndarray, settings: TrainSettings | None = None, *,
