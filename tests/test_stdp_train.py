@@ -218,3 +218,13 @@ def test_dog_on_off_channels():
     assert np.all(np.minimum(d[..., 0], d[..., 1]) == 0.0)  # never both
     with pytest.raises(DataError):
         dog_on_off(np.zeros((1, 5, 5, 2)))
+
+
+def test_weight_normalisation_per_map():
+    net, x = two_conv_net(), images(3)
+    s = settings(layers=["conv1"], samples=3)
+    s.normalize = 4.0
+    out = train_stdp(net, x, s)
+    sums = out.layer("conv1").weight.astype(np.float64).sum(axis=(0, 1, 2))
+    np.testing.assert_allclose(sums, 4.0, rtol=1e-5)
+    assert read_checkpoint(out)[0].normalize == 4.0

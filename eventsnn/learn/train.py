@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engine.layout import C_CO, C_WOFF
 from ..engine.simulator import Simulator
 from ..errors import DataError, NetworkError, SimulationError
 from ..network import Network
@@ -49,6 +50,7 @@ class TrainSettings:
     seed: int = 0
     poisson_rate: float = 1.0
     init: str = "keep"  # keep the network's weights, or "random": seeded, within the rule's range
+    normalize: float | None = None  # after each sample, scale each map's incoming weights to this sum
 
     def __post_init__(self):
         if not self.layers:
@@ -61,6 +63,8 @@ class TrainSettings:
             raise SimulationError(f"train-stdp: init must be 'keep' or 'random', got {self.init!r}")
         if self.kwta is not None and (int(self.kwta[0]) < 1 or int(self.kwta[1]) < 0):
             raise SimulationError(f"train-stdp: k-WTA needs k >= 1 and radius >= 0, got {self.kwta!r}")
+        if self.normalize is not None and not self.normalize > 0:
+            raise SimulationError(f"train-stdp: normalize must be > 0, got {self.normalize!r}")
         if not (self.theta_plus >= 0 and self.tau_theta > 0):
             raise SimulationError("train-stdp: theta_plus must be >= 0 and tau_theta > 0")
 
@@ -68,14 +72,15 @@ class TrainSettings:
         return {"layers": list(self.layers), "rule": self.rule.as_dict(), "samples": int(self.samples),
                 "timesteps": int(self.timesteps), "kwta": None if self.kwta is None else list(map(int, self.kwta)),
                 "theta_plus": float(self.theta_plus), "tau_theta": _num(self.tau_theta), "seed": int(self.seed),
-                "poisson_rate": float(self.poisson_rate), "init": self.init}
+                "poisson_rate": float(self.poisson_rate), "init": self.init,
+                "normalize": None if self.normalize is None else float(self.normalize)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSettings":
         return cls(layers=list(d["layers"]), rule=STDPRule(**d["rule"]), samples=int(d["samples"]),
                    timesteps=int(d["timesteps"]), kwta=None if d["kwta"] is None else tuple(d["kwta"]),
                    theta_plus=float(d["theta_plus"]), tau_theta=float(d["tau_theta"]), seed=int(d["seed"]),
-                   poisson_rate=float(d["poisson_rate"]), init=d["init"])
+                   poisson_rate=float(d["poisson_rate"]), init=d["init"], normalize=d.get("normalize"))
 
 
 def _num(v: float):
@@ -224,6 +229,8 @@ def train_stdp(net: Network, x: np.ndarray, settings: TrainSettings | None = Non
             sim.run()
             counts = sim.spike_counts(name)
             adapt.update(counts, float(settings.timesteps))
+            if settings.normalize is not None:
+                normalize_incoming(sim, plug, p, settings.normalize)
             state.sample += 1
             state.rng_counter = int(plug.rng[1])
             done_here += 1
@@ -246,6 +253,18 @@ def train_stdp(net: Network, x: np.ndarray, settings: TrainSettings | None = Non
         if checkpoint is not None and state.layer < len(settings.layers):
             checkpoint(net)
     return net
+
+
+def normalize_incoming(sim, plug, pop, total):
+    """Scale each output map's incoming weights (its kernel, or a dense column) to sum to
+    ``total`` (the weight normalisation of Diehl & Cook 2015, per map for shared kernels)."""
+    w = sim.params.weights
+    for i in range(plug.in_ptr[pop], plug.in_ptr[pop + 1]):
+        row = sim.plan.conn_i[plug.in_conn[i]]
+        size = sim.plan._conns[plug.in_conn[i]].weight.size
+        block = w[row[C_WOFF]: row[C_WOFF] + size].reshape(-1, int(row[C_CO]))  # rows: (C_in, kh, kw) or N_in
+        sums = block.sum(axis=0, dtype=np.float64)
+        block *= np.where(sums > 0, total / np.where(sums > 0, sums, 1.0), 1.0).astype(np.float32)
 
 
 def _finish(net, sim, name, settings, state, adapt, finished, compiled_thr):
