@@ -66,6 +66,7 @@ def main(argv=None):
     ap.add_argument("--p-dep", type=float, default=0.01)
     ap.add_argument("--kwta", default="1,2")
     ap.add_argument("--theta-plus", type=float, default=0.05)
+    ap.add_argument("--normalize", type=float, default=None, help="per-map kernel sum after each sample")
     ap.add_argument("--grid", type=int, default=4)
     ap.add_argument("--label-pool", type=int, default=60000)
     ap.add_argument("--test", type=int, default=10000)
@@ -95,7 +96,8 @@ def main(argv=None):
         rule = STDPRule("multiplicative" if name == "deterministic" else "stochastic", eta_plus=args.eta_plus,
                         eta_minus=args.eta_minus, gamma_pot=args.gamma_pot, p_dep=args.p_dep)
         settings = TrainSettings(layers=learn, rule=rule, samples=args.train_samples, timesteps=args.timesteps,
-                                 kwta=(k, r), theta_plus=args.theta_plus, seed=args.seed, init="random")
+                                 kwta=(k, r), theta_plus=args.theta_plus, seed=args.seed, init="random",
+                                 normalize=args.normalize)
         start = architecture(args.maps, args.threshold, args.two_layers, args.maps2, args.threshold2, channels)
         for i, layer in enumerate(learn):
             start.layer(layer).weight = _random_weights(start.layer(layer), rule, args.seed, i)

@@ -228,3 +228,21 @@ def test_weight_normalisation_per_map():
     sums = out.layer("conv1").weight.astype(np.float64).sum(axis=(0, 1, 2))
     np.testing.assert_allclose(sums, 4.0, rtol=1e-5)
     assert read_checkpoint(out)[0].normalize == 4.0
+
+
+def test_continuous_time_dense_training_resumes_exactly(tmp_path):
+    """The Diehl & Cook shape in miniature: dense layer, continuous time, hard WTA, normalisation."""
+    rng = np.random.default_rng(4)
+    net = Network((12,), [Layer("exc", "dense", ("input",), weight=np.zeros((12, 6), np.float32),
+                                neuron=Neuron("lif", 2.0, "zero", float(np.exp(-1 / 10))))], encoding="poisson")
+    x = rng.uniform(0, 1, (5, 1, 1, 12)).astype(np.float32)
+    s = TrainSettings(layers=["exc"], rule=STDPRule("multiplicative", eta_plus=0.05, eta_minus=0.01), samples=7,
+                      timesteps=40, kwta=(1, 0), theta_plus=0.1, tau_theta=1e4, seed=2, poisson_rate=0.5,
+                      init="random", normalize=3.0, mode="continuous")
+    straight = train_stdp(net, x, s)
+    part = train_stdp(net, x, s, stop_after=3)
+    save_network(part, tmp_path / "c.h5")
+    resumed = train_stdp(load_network(tmp_path / "c.h5"), x, resume=True)
+    np.testing.assert_array_equal(resumed.layer("exc").weight, straight.layer("exc").weight)
+    np.testing.assert_allclose(straight.layer("exc").weight.sum(axis=0), 3.0, rtol=1e-5)
+    assert np.any(np.asarray(straight.layer("exc").neuron.threshold) > 2.0)  # thresholds adapted

@@ -51,6 +51,7 @@ class TrainSettings:
     poisson_rate: float = 1.0
     init: str = "keep"  # keep the network's weights, or "random": seeded, within the rule's range
     normalize: float | None = None  # after each sample, scale each map's incoming weights to this sum
+    mode: str = "discrete"  # or "continuous" (timesteps is then the duration per sample)
 
     def __post_init__(self):
         if not self.layers:
@@ -63,6 +64,8 @@ class TrainSettings:
             raise SimulationError(f"train-stdp: init must be 'keep' or 'random', got {self.init!r}")
         if self.kwta is not None and (int(self.kwta[0]) < 1 or int(self.kwta[1]) < 0):
             raise SimulationError(f"train-stdp: k-WTA needs k >= 1 and radius >= 0, got {self.kwta!r}")
+        if self.mode not in ("discrete", "continuous"):
+            raise SimulationError(f"train-stdp: mode must be 'discrete' or 'continuous', got {self.mode!r}")
         if self.normalize is not None and not self.normalize > 0:
             raise SimulationError(f"train-stdp: normalize must be > 0, got {self.normalize!r}")
         if not (self.theta_plus >= 0 and self.tau_theta > 0):
@@ -73,14 +76,15 @@ class TrainSettings:
                 "timesteps": int(self.timesteps), "kwta": None if self.kwta is None else list(map(int, self.kwta)),
                 "theta_plus": float(self.theta_plus), "tau_theta": _num(self.tau_theta), "seed": int(self.seed),
                 "poisson_rate": float(self.poisson_rate), "init": self.init,
-                "normalize": None if self.normalize is None else float(self.normalize)}
+                "normalize": None if self.normalize is None else float(self.normalize), "mode": self.mode}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSettings":
         return cls(layers=list(d["layers"]), rule=STDPRule(**d["rule"]), samples=int(d["samples"]),
                    timesteps=int(d["timesteps"]), kwta=None if d["kwta"] is None else tuple(d["kwta"]),
                    theta_plus=float(d["theta_plus"]), tau_theta=float(d["tau_theta"]), seed=int(d["seed"]),
-                   poisson_rate=float(d["poisson_rate"]), init=d["init"], normalize=d.get("normalize"))
+                   poisson_rate=float(d["poisson_rate"]), init=d["init"], normalize=d.get("normalize"),
+                   mode=d.get("mode", "discrete"))
 
 
 def _num(v: float):
@@ -199,8 +203,8 @@ def train_stdp(net: Network, x: np.ndarray, settings: TrainSettings | None = Non
     while state.layer < len(settings.layers):
         li, name = state.layer, settings.layers[state.layer]
         sub = _prefix(net, name)
-        sim = Simulator(sub, timesteps=settings.timesteps, seed=settings.seed, poisson_rate=settings.poisson_rate,
-                        order="time")
+        sim = Simulator(sub, timesteps=settings.timesteps, mode=settings.mode, seed=settings.seed,
+                        poisson_rate=settings.poisson_rate, order="time")
         plug = Plasticity.for_simulator(sim, {name: settings.rule},
                                         kwta=None if settings.kwta is None else {name: settings.kwta},
                                         seed=_stream_key(settings.seed, li))
