@@ -100,10 +100,12 @@ def test_ridge_leave_one_out_matches_refitting():
     rng = np.random.default_rng(0)
     f = rng.normal(size=(40, 6))
     y = (f[:, 0] + 0.5 * rng.normal(size=40) > 0).astype(np.int64) + 2 * (f[:, 1] > 0.8)
-    r = RidgeReadout(lambdas=[3.0]).fit(f, y, n_classes=3)
+    r = RidgeReadout(lambdas=[3.0]).fit(f, y, n_classes=4)
+    with pytest.raises(DataError, match="labels"):
+        RidgeReadout().fit(f, y, n_classes=3)
     # Brute force with the same standardisation and centring (from all samples, as documented).
     z = (f - r.mu) / r.sd
-    t = np.eye(3)[y]
+    t = np.eye(4)[y]
     tc = t - r.t_mean
     wrong = 0
     for i in range(40):

@@ -70,6 +70,8 @@ class RidgeReadout:
         if f.ndim != 2 or f.shape[0] != y.shape[0] or f.shape[0] < 2:
             raise DataError(f"readout: need (N >= 2, F) features and N labels, got {f.shape} and {y.shape}")
         self.n_classes = int(n_classes or y.max() + 1)
+        if y.min() < 0 or y.max() >= self.n_classes:
+            raise DataError(f"readout: labels must lie in [0, {self.n_classes}), got {y.min()}..{y.max()}")
         self.mu = f.mean(axis=0)
         self.sd = f.std(axis=0)
         self.sd[self.sd == 0] = 1.0
