@@ -90,23 +90,28 @@ def python_trace_stdp(w, pre_t, pre_i, post_t, post_j, steps, rule):
                     w[i, j] = np.float32(min(max(wd - rule.eta_minus * y[j] * f, rule.w_min), rule.w_max))
         for j in posts:
             for i in range(n_in):
-                if x[i] > 0:
+                if x[i] > 0 or rule.x_tar > 0:
                     wd = float(w[i, j])
-                    f = (rule.w_max - wd) if rule.kind == "multiplicative" else 1.0
-                    w[i, j] = np.float32(min(max(wd + rule.eta_plus * x[i] * f, rule.w_min), rule.w_max))
+                    d = x[i] - rule.x_tar
+                    f = 1.0
+                    if rule.kind == "multiplicative":
+                        f = (rule.w_max - wd) if d >= 0 else (wd - rule.w_min)
+                    w[i, j] = np.float32(min(max(wd + rule.eta_plus * d * f, rule.w_min), rule.w_max))
         for j in posts:
             y[j] += 1.0
         traj.append(w.copy())
     return traj
 
 
-@pytest.mark.parametrize("kind", ["multiplicative", "additive"])
-def test_weight_trajectory_equals_plain_python_trace_stdp(kind):
+@pytest.mark.parametrize("kind,x_tar", [("multiplicative", 0.0), ("additive", 0.0), ("multiplicative", 0.7),
+                                        ("additive", 0.4)])
+def test_weight_trajectory_equals_plain_python_trace_stdp(kind, x_tar):
     rng = np.random.default_rng(7)
     n_in, n_out, steps = 8, 4, 25
     w0 = rng.uniform(0.2, 0.7, (n_in, n_out)).astype(np.float32)
     # Large rates so the multiplicative soft bounds and the additive clipping both act.
-    rule = STDPRule(kind, eta_plus=0.08, eta_minus=0.06, tau_plus=TAU_P, tau_minus=TAU_M, w_min=0.0, w_max=1.0)
+    rule = STDPRule(kind, eta_plus=0.08, eta_minus=0.06, tau_plus=TAU_P, tau_minus=TAU_M, w_min=0.0, w_max=1.0,
+                    x_tar=x_tar)
     sim, plug = plugged(dense_net(n_in, n_out, w0, threshold=0.9), steps, rule)
     w = w0
     for sample in range(3):

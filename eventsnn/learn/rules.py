@@ -12,7 +12,12 @@ Pair-based STDP with traces (Morrison, Diesmann & Gerstner 2008, Biol. Cybern.
     multiplicative:  f_+ = w_max - w,  f_- = w - w_min (weight dependent;
                                                         van Rossum et al. 2000)
 
-clipped to [w_min, w_max]. A pre spike and a post spike at the same time
+clipped to [w_min, w_max]. Optionally (``x_tar > 0``, the presynaptic target
+trace of Diehl & Cook 2015, Front. Comput. Neurosci. 9:99) the post-spike
+change is ``eta_+ * (x_pre(t) - x_tar) * f(w)``, with ``f = w_max - w`` when
+positive and ``w - w_min`` when negative (multiplicative): synapses from inputs
+that were quiet before the post spike are depressed, so a kernel becomes
+selective instead of averaging everything it sees. A pre spike and a post spike at the same time
 count as causal (pre before post): the engine delivers the pre spike before
 the postsynaptic layer updates, so ``x_pre`` already holds it and ``y_post``
 does not yet hold the post spike.
@@ -47,8 +52,9 @@ RULE_NONE, RULE_ADDITIVE, RULE_MULTIPLICATIVE, RULE_STOCHASTIC = 0, 1, 2, 3
 RULE_NAMES = {"additive": RULE_ADDITIVE, "multiplicative": RULE_MULTIPLICATIVE, "stochastic": RULE_STOCHASTIC}
 
 # Columns of the per-connection configuration (float64 rows).
-R_RULE, R_ETA_PLUS, R_ETA_MINUS, R_W_MIN, R_W_MAX, R_GAMMA_POT, R_TAU_POT, R_P_DEP, R_WINDOW, R_STEP = range(10)
-R_NFIELDS = 10
+(R_RULE, R_ETA_PLUS, R_ETA_MINUS, R_W_MIN, R_W_MAX, R_GAMMA_POT, R_TAU_POT, R_P_DEP, R_WINDOW, R_STEP,
+ R_X_TAR) = range(11)
+R_NFIELDS = 11
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -84,12 +90,18 @@ def decayed(value, last, t, tau):
 
 @inline_kernel
 def potentiated(w, trace, cfg):
-    """w after a post spike that reads presynaptic trace ``trace`` (deterministic rules)."""
+    """w after a post spike that reads presynaptic trace ``trace`` (deterministic rules);
+    with a target trace x_tar > 0 the change is eta_+ (x_pre - x_tar) f(w), negative
+    (f = w - w_min, multiplicative) for inputs that were quiet before the post spike."""
     w_min, w_max = cfg[R_W_MIN], cfg[R_W_MAX]
+    d = trace - cfg[R_X_TAR]
     if cfg[R_RULE] == RULE_MULTIPLICATIVE:
-        w = w + cfg[R_ETA_PLUS] * trace * (w_max - w)
+        if d >= 0.0:
+            w = w + cfg[R_ETA_PLUS] * d * (w_max - w)
+        else:
+            w = w + cfg[R_ETA_PLUS] * d * (w - w_min)
     else:
-        w = w + cfg[R_ETA_PLUS] * trace
+        w = w + cfg[R_ETA_PLUS] * d
     return min(max(w, w_min), w_max)
 
 

@@ -40,7 +40,7 @@ from ..engine.layout import C_DST, C_KIND, C_SRC, K_CONV, K_DENSE, P_OFF
 from ..engine.plugs import register_plug
 from ..errors import NetworkError, SimulationError
 from .competition import claim
-from .rules import (R_NFIELDS, R_RULE, R_STEP, R_W_MIN, RULE_ADDITIVE, RULE_MULTIPLICATIVE, RULE_NAMES, RULE_STOCHASTIC, decayed,
+from .rules import (R_NFIELDS, R_RULE, R_STEP, R_W_MIN, R_X_TAR, RULE_ADDITIVE, RULE_MULTIPLICATIVE, RULE_NAMES, RULE_STOCHASTIC, decayed,
                     depressed, potentiated, stochastic_switch, uniform)
 
 
@@ -50,7 +50,8 @@ class STDPRule:
 
     ``kind``: ``additive``, ``multiplicative`` (deterministic, traces with
     ``tau_plus``/``tau_minus``) or ``stochastic`` (``gamma_pot``, ``tau_pot``,
-    ``p_dep``, ``window``, ``levels``). Weights stay in [w_min, w_max].
+    ``p_dep``, ``window``, ``levels``). Weights stay in [w_min, w_max]. ``x_tar``: the
+    presynaptic target trace of the deterministic rules (0: plain pair STDP).
     """
 
     kind: str = "multiplicative"
@@ -65,12 +66,13 @@ class STDPRule:
     p_dep: float = 0.02
     window: float = 10.0
     levels: int = 2
+    x_tar: float = 0.0
 
     def __post_init__(self):
         if self.kind not in RULE_NAMES:
             raise SimulationError(f"unknown STDP rule {self.kind!r} (known: {', '.join(RULE_NAMES)})")
         for name in ("eta_plus", "eta_minus", "tau_plus", "tau_minus", "w_min", "w_max", "gamma_pot", "tau_pot",
-                     "p_dep", "window"):
+                     "p_dep", "window", "x_tar"):
             if not math.isfinite(float(getattr(self, name))) and name != "window":
                 raise SimulationError(f"STDP rule: {name} must be finite, got {getattr(self, name)!r}")
         if not (self.tau_plus > 0 and self.tau_minus > 0 and self.tau_pot > 0):
@@ -81,6 +83,8 @@ class STDPRule:
             raise SimulationError(f"STDP rule: w_max ({self.w_max}) must exceed w_min ({self.w_min})")
         if not (0 <= self.gamma_pot <= 1 and 0 <= self.p_dep <= 1):
             raise SimulationError("STDP rule: gamma_pot and p_dep are probabilities, in [0, 1]")
+        if self.x_tar < 0:
+            raise SimulationError("STDP rule: x_tar must be >= 0")
         if not (self.window >= 0):
             raise SimulationError("STDP rule: window must be >= 0")
         if int(self.levels) != self.levels or self.levels < 2:
@@ -94,7 +98,7 @@ class STDPRule:
         """The rule as one row of the plug's per-connection configuration."""
         step = (self.w_max - self.w_min) / (self.levels - 1)
         return np.array([RULE_NAMES[self.kind], self.eta_plus, self.eta_minus, self.w_min, self.w_max,
-                         self.gamma_pot, self.tau_pot, self.p_dep, self.window, step], np.float64)
+                         self.gamma_pot, self.tau_pot, self.p_dep, self.window, step, self.x_tar], np.float64)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -205,10 +209,11 @@ def _potentiate(plug, topo, params, c, neuron, t):
                 else:
                     stats[3] += 1.0
         return
+    quiet_too = cfg[R_X_TAR] != 0.0  # with a target trace, quiet inputs change too
     for j in range(n):
         s = soff + plug.idx_buf[j]
         trace = decayed(plug.x[s], last[s], t, tau)
-        if trace != 0.0:
+        if trace != 0.0 or quiet_too:
             k = plug.w_buf[j]
             w0 = np.float64(weights[k])
             w = np.float32(potentiated(w0, trace, cfg))
