@@ -64,6 +64,7 @@ def main(argv=None):
     ap.add_argument("--eta-minus", type=float, default=0.0015)
     ap.add_argument("--gamma-pot", type=float, default=0.05)
     ap.add_argument("--p-dep", type=float, default=0.01)
+    ap.add_argument("--x-tar", type=float, default=0.0, help="presynaptic target trace (deterministic rule)")
     ap.add_argument("--kwta", default="1,2")
     ap.add_argument("--theta-plus", type=float, default=0.05)
     ap.add_argument("--normalize", type=float, default=None, help="per-map kernel sum after each sample")
@@ -94,7 +95,8 @@ def main(argv=None):
         if name not in rules and f"random{'-binary' if name == 'stochastic' else ''}" not in rules:
             continue
         rule = STDPRule("multiplicative" if name == "deterministic" else "stochastic", eta_plus=args.eta_plus,
-                        eta_minus=args.eta_minus, gamma_pot=args.gamma_pot, p_dep=args.p_dep)
+                        eta_minus=args.eta_minus, gamma_pot=args.gamma_pot, p_dep=args.p_dep,
+                        x_tar=args.x_tar if name == "deterministic" else 0.0)
         settings = TrainSettings(layers=learn, rule=rule, samples=args.train_samples, timesteps=args.timesteps,
                                  kwta=(k, r), theta_plus=args.theta_plus, seed=args.seed, init="random",
                                  normalize=args.normalize)
