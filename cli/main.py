@@ -528,6 +528,12 @@ def _energy_lines(report, source):
     return out + report.notes()
 
 
+# STDP training and the feature readout live in cli/stdp.py.
+from .stdp import evaluate_features_cmd, train_stdp_cmd  # noqa: E402
+
+main.add_command(train_stdp_cmd)
+main.add_command(evaluate_features_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

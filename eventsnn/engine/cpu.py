@@ -232,8 +232,13 @@ def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, t
                     continue
                 if mask[j] != 0:
                     left -= 1
-                    if _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n0 + j, off, t, tbin,
-                             subtract, max_spikes):
+                    fire = True
+                    if plug is not None:
+                        # A plug may have raised a threshold since the mask was taken
+                        # (lateral inhibition, learn/competition.py): check it again.
+                        fire = crossed(v[n0 + j], thr[n0 + j])
+                    if fire and _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n0 + j, off, t,
+                                      tbin, subtract, max_spikes):
                         recheck = True
                 j += 1
         elif (spiking and count > 0) or tracing:
