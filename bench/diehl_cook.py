@@ -20,6 +20,7 @@ neurons spike most on average.
 
 from __future__ import annotations
 
+import os
 import argparse
 import json
 import math
@@ -95,7 +96,7 @@ def main(argv=None):
     acc = float(np.mean(np.argmax(votes, axis=1) == test.y))
     print(f"accuracy {100 * acc:.2f} % (assignment on {args.assign}, test {len(ct)}); "
           f"mean spikes/sample {ct.sum(axis=1).mean():.1f}; eval {eval_s:.1f} s", flush=True)
-    info["loadavg_end"] = list(__import__("os").getloadavg())
+    info["loadavg_end"] = list(os.getloadavg())
     Path(args.out).write_text(json.dumps({"machine": info, "args": vars(args), "train_seconds": train_s,
                                           "ms_per_training_sample": 1000 * train_s / args.train,
                                           "accuracy": acc, "assign_images": args.assign,

@@ -20,6 +20,7 @@ the first --label-pool training images; accuracy on the first --test test images
 
 from __future__ import annotations
 
+import os
 import argparse
 import json
 import sys
@@ -150,7 +151,7 @@ def main(argv=None):
                                                        f"{100 * results[key][n]['std']:.2f}" for n in names]
             for key in results]
     table(["labels/class", "labels"] + names, rows, title="test accuracy (%)")
-    info["loadavg_end"] = list(__import__("os").getloadavg())
+    info["loadavg_end"] = list(os.getloadavg())
     out = {"machine": info, "args": vars(args), "timing": timing, "accuracy": results,
            "label_pool": int(len(pool_x)), "test_images": int(len(test.x))}
     Path(args.out).write_text(json.dumps(out, indent=1))
