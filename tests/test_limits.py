@@ -12,10 +12,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from eventsnn import limits
-from eventsnn.cli.main import main
 from eventsnn.datasets import load_dataset
 from eventsnn.engine.simulator import Simulator
 from eventsnn.errors import DataError, ResourceError
@@ -24,24 +22,11 @@ from eventsnn.network import Layer, Network, Neuron
 from eventsnn.results import run_dataset
 
 from annbuild import AnnBuilder, to_onnx
+from cliutil import invoke, one_error
 
 
-def invoke(args):
-    try:
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-def one_error(result, *needles):
-    assert result.exit_code not in (0, 3)  # 3: an internal error, not a handled one
-    assert "Traceback" not in result.stderr + result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def dense_net(n_in=16, n_out=3, **neuron) -> Network:

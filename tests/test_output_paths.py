@@ -13,25 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from eventsnn.cli.main import main
 from eventsnn.errors import OutputError
 from eventsnn.io import save_network
 from eventsnn.io.atomic import atomic_path, check_output_path, clean_stale
 from eventsnn.network import Layer, Network, Neuron
 
 from annbuild import AnnBuilder, to_onnx
+from cliutil import invoke, one_error as assert_one_error
 
 SMALL = ["--samples", "2", "--timesteps", "5", "--no-progress"]
 
 
-def invoke(args):
-    try:
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def tiny_net() -> Network:
@@ -72,14 +65,6 @@ def commands(files, target, net="net.h5"):
     }
 
 
-def assert_one_error(result, *needles):
-    assert result.exit_code not in (0, 3)  # 3: an internal error, not a handled one
-    assert "Traceback" not in result.output + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def no_temp_files(directory):

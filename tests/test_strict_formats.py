@@ -9,32 +9,20 @@ import json
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from eventsnn.cli.main import main
 from eventsnn.errors import DataError, NetworkError, ResultsError
 from eventsnn.io import load_network, save_network
 from eventsnn.network import Layer, Network, Neuron
 from eventsnn.results import load_results, run_dataset
 
-
-def invoke(args):
-    try:
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+from cliutil import invoke, one_error as _one_error
 
 
 def one_error(result, *needles):
-    assert result.exit_code not in (0, 3)  # 3: an internal error, not a handled one
-    assert "Traceback" not in result.stderr + result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    """One error line, and refused before any simulation started."""
+    line = _one_error(result, *needles)
     assert "Simulating" not in result.stderr and result.stdout == ""
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+    return line
 
 
 def conv_net(**provenance) -> Network:
