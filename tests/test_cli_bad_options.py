@@ -161,9 +161,11 @@ def test_debug_shows_the_traceback_of_an_internal_error(good, tmp_path):
             "main(sys.argv[1:])\n")
     args = ["run", "--net", str(good / "net.h5"), "--data", str(good / "data.npz"), "--no-progress",
             "--timesteps", "3"]
-    plain = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    # cwd: away from the checkout, so the installed package is imported (as by the console script)
+    plain = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                           cwd=tmp_path)
     assert plain.returncode == 3 and "Traceback" not in plain.stderr
     assert plain.stderr.strip().splitlines() == [plain.stderr.strip()] and "out of memory" in plain.stderr
     debug = subprocess.run([sys.executable, "-c", code, "--debug", *args], capture_output=True, text=True,
-                           timeout=120)
+                           timeout=120, cwd=tmp_path)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "MemoryError" in debug.stderr

@@ -83,7 +83,7 @@ def test_external_storage_on_a_fifo_does_not_hang_the_cli(net_file, tmp_path):
     np.savez(data, x=np.zeros((1, 4, 4), np.float32))
     done = subprocess.run([sys.executable, "-m", "eventsnn.cli.main", "run", "--net", str(net_file),
                            "--data", str(data), "--timesteps", "3", "--no-progress"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # the installed package
     assert done.returncode != 0 and "accuracy" not in done.stdout
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().startswith("Error:") and "external storage" in done.stderr
