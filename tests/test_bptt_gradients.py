@@ -148,6 +148,20 @@ def test_backward_matches_plain_numpy(surrogate, kind, reset):
     assert 0 < stats["surrogate_nonzero"] <= 1
 
 
+def assert_matches_finite_differences(grads, params, loss, rng, per_param=1, eps=1e-6):
+    """Central differences of ``loss(params)`` at ``per_param`` random entries of every
+    parameter equal the backward pass's ``grads`` (to 1e-4 relative)."""
+    for name, value in params.items():
+        for _ in range(per_param):
+            idx = tuple(int(rng.integers(0, d)) for d in value.shape)
+            plus = {k: v.copy() for k, v in params.items()}
+            minus = {k: v.copy() for k, v in params.items()}
+            plus[name][idx] += eps
+            minus[name][idx] -= eps
+            fd = (loss(plus) - loss(minus)) / (2 * eps)
+            assert abs(grads[name][idx] - fd) <= 1e-6 + 1e-4 * abs(fd), (name, idx, grads[name][idx], fd)
+
+
 @pytest.mark.parametrize("surrogate,kind,reset", CASES)
 def test_backward_matches_finite_differences_on_smoothed_net(surrogate, kind, reset):
     rng = np.random.default_rng(3 + len(surrogate) + len(reset) + len(kind))
@@ -168,16 +182,7 @@ def test_backward_matches_finite_differences_on_smoothed_net(surrogate, kind, re
     def loss(p):
         return float((model.forward(x, T, p, smooth=smooth).out * r).sum())
 
-    eps = 1e-6
-    for name, value in params.items():
-        for _ in range(3):
-            idx = tuple(int(rng.integers(0, d)) for d in value.shape)
-            plus = {k: v.copy() for k, v in params.items()}
-            minus = {k: v.copy() for k, v in params.items()}
-            plus[name][idx] += eps
-            minus[name][idx] -= eps
-            fd = (loss(plus) - loss(minus)) / (2 * eps)
-            assert abs(grads[name][idx] - fd) <= 1e-6 + 1e-4 * abs(fd), (name, idx, grads[name][idx], fd)
+    assert_matches_finite_differences(grads, params, loss, rng, per_param=3)
 
 
 @pytest.mark.parametrize("surrogate", ["fast_sigmoid", "arctan"])
@@ -196,16 +201,8 @@ def test_dropout_gradient_matches_finite_differences(surrogate):
     grads, _ = model.backward(trace, r, surrogate, params=params, detach_reset=False)
     plain = model.forward(x, T, params, smooth=smooth)
     assert not np.allclose(plain.out, trace.out)  # the masks change the network
-    eps = 1e-6
-    for name, value in params.items():
-        idx = tuple(int(rng.integers(0, d)) for d in value.shape)
-        plus = {k: v.copy() for k, v in params.items()}
-        minus = {k: v.copy() for k, v in params.items()}
-        plus[name][idx] += eps
-        minus[name][idx] -= eps
-        fd = float(((model.forward(x, T, plus, smooth=smooth, masks=masks).out
-                     - model.forward(x, T, minus, smooth=smooth, masks=masks).out) * r).sum()) / (2 * eps)
-        assert abs(grads[name][idx] - fd) <= 1e-6 + 1e-4 * abs(fd), (name, idx, grads[name][idx], fd)
+    assert_matches_finite_differences(
+        grads, params, lambda p: float((model.forward(x, T, p, smooth=smooth, masks=masks).out * r).sum()), rng)
 
 
 def test_rate_coded_input_gradient_matches_finite_differences():
@@ -223,13 +220,6 @@ def test_rate_coded_input_gradient_matches_finite_differences():
     trace = model.forward(x, T, params, smooth=smooth, input_spikes=spikes)
     r = rng.standard_normal(trace.out.shape)
     grads, _ = model.backward(trace, r, "arctan", params=params, detach_reset=False)
-    eps = 1e-6
-    for name, value in params.items():
-        idx = tuple(int(rng.integers(0, d)) for d in value.shape)
-        plus = {k: v.copy() for k, v in params.items()}
-        minus = {k: v.copy() for k, v in params.items()}
-        plus[name][idx] += eps
-        minus[name][idx] -= eps
-        fd = float(((model.forward(x, T, plus, smooth=smooth, input_spikes=spikes).out
-                     - model.forward(x, T, minus, smooth=smooth, input_spikes=spikes).out) * r).sum()) / (2 * eps)
-        assert abs(grads[name][idx] - fd) <= 1e-6 + 1e-4 * abs(fd), (name, idx, grads[name][idx], fd)
+    assert_matches_finite_differences(
+        grads, params, lambda p: float((model.forward(x, T, p, smooth=smooth, input_spikes=spikes).out * r).sum()),
+        rng)
