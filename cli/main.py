@@ -559,6 +559,10 @@ if __name__ == "__main__":  # pragma: no cover
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Dropout on hidden spikes, one mask per sample for all steps.")
+@click.option("--learn-leak", is_flag=True,
+              help="Also train one leak per layer (as PLIF); saved layers become LIF.")
+@click.option("--leak-init", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Where learnable leaks start [default: each layer's own leak, 0.9 for IF layers].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--check-samples", type=click.IntRange(min=0), default=16, show_default=True,
               help="Validation samples re-run in the event engine to check spike identity.")

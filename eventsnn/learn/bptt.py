@@ -42,10 +42,27 @@ and need no grid: its current is computed in the engine's order.
 Supported: conv2d (stride, padding), dense, avgpool2d (spiking), flatten, add
 (spiking inputs with scales, neuron-less conv/dense/avgpool current sources),
 IF/LIF, subtract/zero reset, v_init, direct input, spike-count or membrane
-readout. Not supported (a clear error): maxpool2d gates, max_spikes > 1,
+readout, and a learnable leak per layer (``learn_leak``; below). Not supported (a clear error): maxpool2d gates, max_spikes > 1,
 ``add`` of the raw input. Rate-coded (poisson) input: the input spikes are given
 per step (:func:`rate_code`), the first layer's weights then multiply spikes and
 sit on the grid too, and the engine is given the same input spikes.
+
+Learnable leak
+--------------
+
+``Model(net, learn_leak=True)`` trains each population's leak, one scalar per
+layer, as PLIF does (Fang et al. 2021, ICCV: a learnable membrane time
+constant per layer). Here the leak multiplies the potential and the input is
+not rescaled (snnTorch's ``Leaky(learn_beta=True)`` form), and it is kept in
+(0, 1) through a logistic parameter ``a`` (``layer/leak_logit``)::
+
+    leak = 1 / (1 + exp(-a))
+    dL/da = leak (1 - leak) sum_{t,b,j} dL/dU[t] V[t-1]      V[-1] = v_init theta
+
+``V[t-1]`` (after reset) is rebuilt from the recorded ``U`` and ``s``. The
+forward pass uses ``float32(leak)``, the value the saved network holds, so the
+engine's spikes stay identical (every neuron is updated each step when the
+layers have biases, as ``train-bptt`` gives them).
 """
 
 from __future__ import annotations
@@ -63,6 +80,20 @@ from .surrogates import DEFAULT_ALPHA, smooth_spike, surrogate_id
 
 GRID = 2.0 ** -16
 EXACT_LIMIT = 2.0 ** 8  # partial sums of GRID multiples are exact in float32 below this
+IF_LEAK_START = 0.9  # where a learnable leak starts on an IF layer (leak 1 has no finite logit)
+
+
+def leak_logit(leak: float) -> np.ndarray:
+    """The logistic parameter of a leak in (0, 1), as a (1,) float32 array."""
+    leak = float(leak)
+    if not 0.0 < leak < 1.0:
+        raise NetworkError(f"a learnable leak must start in (0, 1), got {leak}")
+    return np.array([np.log(leak / (1.0 - leak))], np.float32)
+
+
+def leak_of_logit(a, dtype=np.float32):
+    """``1 / (1 + exp(-a))`` in float64, then cast to ``dtype`` (the value the network holds)."""
+    return dtype(1.0 / (1.0 + np.exp(-float(np.asarray(a).reshape(-1)[0]))))
 
 
 def snap(w) -> np.ndarray:
@@ -184,10 +215,13 @@ class Model:
     """A Network lowered for batched training. ``params`` maps ``layer/weight`` and
     ``layer/bias`` to float32 master arrays (the network's own shapes)."""
 
-    def __init__(self, net: Network, add_bias: bool = False, snap_thresholds: bool = False):
+    def __init__(self, net: Network, add_bias: bool = False, snap_thresholds: bool = False,
+                 learn_leak: bool = False, leak_init: float | None = None):
         """``add_bias``: give every conv/dense layer a (zero) trainable bias, which also
         makes the engine update each neuron every step (exact leak for any LIF);
-        ``snap_thresholds``: put thresholds on the grid (a converted net's, for --init)."""
+        ``snap_thresholds``: put thresholds on the grid (a converted net's, for --init);
+        ``learn_leak``: train one leak per population (``layer/leak_logit``), starting
+        from ``leak_init``, or else the layer's own leak (IF_LEAK_START for IF layers)."""
         net = copy.deepcopy(net)
         shapes = net.shapes()
         self.direct = net.encoding == "direct"
@@ -260,6 +294,10 @@ class Model:
                         conns.append(("ident", source(name), np.float32(scale)))
             self.pops.append(_Pop(layer.name, shape, n, thr, np.float32(neuron.leak),
                                   neuron.reset == "subtract", spiking, v0, conns))
+            if learn_leak:
+                start = leak_init if leak_init is not None else (
+                    neuron.leak if neuron.leak < 1.0 else IF_LEAK_START)
+                self.params[layer.name + "/leak_logit"] = leak_logit(start)
         for p in self.pops:
             for kind, *rest in p.conns:
                 if kind == "ident" and rest[0] == "input":
@@ -270,6 +308,12 @@ class Model:
                                        "2^-16 (needed for exact sums)")
             if not np.array_equal(snap(p.thr), p.thr):
                 raise NetworkError(f"train-bptt: layer {p.name!r}: thresholds must be multiples of 2^-16")
+
+    def leak(self, p, params=None, dtype=np.float32):
+        """Population ``p``'s leak: learned (from its logit) or the network's."""
+        params = self.params if params is None else params
+        key = p.name + "/leak_logit"
+        return leak_of_logit(params[key], dtype) if key in params else dtype(p.leak)
 
     # -- forward ---------------------------------------------------------------------------
     def _const(self, p, x, params, dtype, grid):
@@ -342,10 +386,12 @@ class Model:
             u = np.empty((T, B, p.n), dtype)
             s = np.empty((T, B, p.n), dtype)
             v_end = np.empty((B, p.n), dtype)
+            leak = self.leak(p, params, dtype)
             if smooth:
-                _smooth_forward(I.reshape(T, B, p.n), c, p, smooth, u, s, v_end)
+                _smooth_forward(I.reshape(T, B, p.n), c, p, leak, smooth, u, s, v_end)
             else:
-                _kernels.neuron_forward(I.reshape(T, B, p.n), c, p.v0, p.thr, p.leak, p.leak != 1.0, p.subtract,
+                _kernels.neuron_forward(I.reshape(T, B, p.n), c, p.v0, p.thr, leak,
+                                        leak != 1.0 or p.name + "/leak_logit" in params, p.subtract,
                                         p.spiking, u, s, v_end)
             U[p.name], S[p.name] = u, s
             out = v_end if not p.spiking else s.sum(axis=0)
@@ -377,10 +423,15 @@ class Model:
             ge = g_end if p is last else np.zeros((B, p.n), dtype)
             if trace.masks and p.name in trace.masks:
                 dS[p.name] *= trace.masks[p.name][None]
+            leak = self.leak(p, params, dtype)
             nonzero += _kernels.neuron_backward(dS[p.name], trace.U[p.name], trace.S[p.name], p.thr.astype(dtype),
-                                                dtype(p.leak), p.subtract, p.spiking, detach_reset, sid, alpha,
+                                                leak, p.subtract, p.spiking, detach_reset, sid, alpha,
                                                 ge, dU)
             total += dU.size if p.spiking else 0
+            if p.name + "/leak_logit" in grads:
+                v_prev = _potentials_before(trace, p, dtype)
+                grads[p.name + "/leak_logit"] += float(leak) * (1.0 - float(leak)) * float(
+                    np.einsum("tbj,tbj->", dU, v_prev, dtype=np.float64))
             for kind, *rest in p.conns:
                 if kind == "ident":
                     dS[rest[0]] += rest[1] * dU.reshape(dS[rest[0]].shape)
@@ -426,6 +477,10 @@ class Model:
                     layer.weight.shape)
                 if layer.bias is not None:
                     layer.bias = params[layer.name + "/bias"].astype(np.float32).copy()
+            if layer.name + "/leak_logit" in params:
+                # the float32 value the forward pass multiplied by; float32 -> float -> float32 is exact
+                layer.neuron.kind = "lif"
+                layer.neuron.leak = float(leak_of_logit(params[layer.name + "/leak_logit"]))
         net.provenance = dict(net.provenance, trained="eventsnn train-bptt")
         return net
 
@@ -446,12 +501,28 @@ class Model:
         return worst
 
 
-def _smooth_forward(I, c, p, smooth, U, S, v_end):
+def _potentials_before(trace, p, dtype):
+    """V[t-1] (after reset) of population ``p`` for t = 0..T-1, rebuilt from U and s:
+    V = U - s theta (subtract), U (1 - s) (zero), U (non-spiking); V[-1] = v_init theta."""
+    u, s = trace.U[p.name], trace.S[p.name]
+    if not p.spiking:
+        v = u
+    elif p.subtract:
+        v = u - s * p.thr.astype(dtype)
+    else:
+        v = u * (1 - s)
+    out = np.empty_like(u)
+    out[0] = p.v0.astype(dtype)
+    out[1:] = v[:-1]
+    return out
+
+
+def _smooth_forward(I, c, p, leak, smooth, U, S, v_end):
     """The smoothed network of the gradient tests: s = F(U - theta) (numpy, float64)."""
     name, alpha = smooth
     v = np.broadcast_to(p.v0.astype(np.float64), c.shape).copy()
     for t in range(I.shape[0]):
-        u = v * p.leak + I[t] + c
+        u = v * leak + I[t] + c
         U[t] = u
         if not p.spiking:
             S[t] = 0

@@ -3,7 +3,9 @@
 - SGD with momentum: ``m <- mu m + g;  w <- w - lr m`` (PyTorch's convention).
 - Adam (Kingma & Ba 2015): ``m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
   w <- w - lr m_hat / (sqrt(v_hat) + eps)``.
-- Weight decay: L2, ``g <- g + wd w`` before either update (biases included).
+- Weight decay: L2, ``g <- g + wd w`` before either update (biases included;
+  parameters whose names end in one of ``no_decay`` are left out: a learnable
+  leak's logit would otherwise be pulled towards leak 1/2).
 - Schedules over epochs: ``cosine``: ``lr_e = lr/2 (1 + cos(pi e / E))``
   (Loshchilov & Hutter 2017, no restarts); ``step``: ``lr_e = lr gamma^floor(e / step)``;
   ``constant``.
@@ -35,11 +37,13 @@ def learning_rate(base: float, epoch: int, epochs: int, schedule: str, step_size
 
 
 class Optimizer:
-    def __init__(self, kind="adam", momentum=0.9, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, kind="adam", momentum=0.9, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8,
+                 no_decay=("/leak_logit",)):
         if kind not in OPTIMIZERS:
             raise EventsnnError(f"unknown optimizer {kind!r} (known: {', '.join(OPTIMIZERS)})")
         self.kind, self.momentum, self.weight_decay = kind, float(momentum), float(weight_decay)
         self.betas, self.eps = betas, float(eps)
+        self.no_decay = tuple(no_decay)
         self.state = {"step": np.zeros(1, np.int64)}
 
     def step(self, params: dict, grads: dict, lr: float) -> None:
@@ -47,7 +51,7 @@ class Optimizer:
         k = int(self.state["step"][0])
         for name, w in params.items():
             g = grads[name].astype(np.float32)
-            if self.weight_decay:
+            if self.weight_decay and not name.endswith(self.no_decay):
                 g = g + np.float32(self.weight_decay) * w
             m = self.state.setdefault("m:" + name, np.zeros_like(w))
             if self.kind == "sgd":

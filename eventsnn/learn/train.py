@@ -50,6 +50,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     dropout: float = 0.0
+    learn_leak: bool = False
+    leak_init: float | None = None
 
 
 def cross_entropy(logits, y):
@@ -231,7 +233,8 @@ def run_training(net_path, data_path, output, config: TrainConfig, samples=None,
     from .bptt import check_engine_identity
 
     net = load_network(net_path)
-    model = Model(net, add_bias=True, snap_thresholds=True)
+    model = Model(net, add_bias=True, snap_thresholds=True, learn_leak=config.learn_leak,
+                  leak_init=config.leak_init)
     data = load_dataset(data_path, limit=samples)
     if data.y is None:
         raise DataError(f"{data_path}: training needs labels")
