@@ -134,28 +134,35 @@ def _cuda_compiler_or_skip():
     return cuda
 
 
-@pytest.mark.parametrize("name", ["deliver", "update", "roll", "gate"])
+@pytest.mark.parametrize("name", ["deliver", "update", "roll", "gate", "fill"])
 def test_every_kernel_compiles_to_ptx(name):
-    """Each kernel, typed with the named tuples of a real compiled network, compiles for
-    an sm_80 device; the physics it calls is inlined as device code."""
+    """Each kernel, typed with the batched device tuples of a real compiled network,
+    compiles for an sm_80 device; the physics it calls is inlined as device code."""
     cuda = _cuda_compiler_or_skip()
     from numba import typeof
     from eventsnn.engine import cuda_kernels
-    from eventsnn.engine.cuda import Spikes
+    from eventsnn.engine.cuda import DevCounts, DevState, InputSpikes, Spikes
     net = random_network(np.random.default_rng(1), "poisson")
     sim = Simulator(net, timesteps=4)
-    i32 = np.zeros(4, np.int32)
-    spk = Spikes(idx=i32, mult=i32, n=np.zeros((4, 3), np.int32), tkeep=np.zeros(4, np.uint8),
-                 kept=np.zeros((3, 4), np.int32), log_t=np.zeros(4), log_pop=i32, log_neuron=i32,
-                 log_n=np.zeros(1, np.int64))
-    topo, params, state, cnt = (typeof(g) for g in (sim.topology, sim.params, sim.state, sim.counters))
-    i, b, arr, arr2 = typeof(1), typeof(True), typeof(i32), typeof(spk.n)
-    sigs = {"deliver": (topo, params, state, cnt, i, i, arr, arr, i, arr2, i),
-            "update": (topo, params, state, typeof(spk), cnt, i, i, b),
-            "roll": (topo, state, typeof(spk), i, i),
-            "gate": (topo, state, typeof(spk), cnt, i, i, b)}
+    B, T, n_pops = 2, 4, len(sim.layer_names)
+    i32, f32, f64, i64, u8 = (np.zeros((B, 4), d) for d in (np.int32, np.float32, np.float64, np.int64, np.uint8))
+    st = DevState(v=f32, inp=f32, const=f32, last_t=f64, tflag=u8, gate_cnt=i64, gate_last=f64, spike_count=i64)
+    cnt = DevCounts(*(np.zeros((B, n_pops, T), np.int64) for _ in range(3)))
+    spk = Spikes(idx=i32, mult=i32, n=np.zeros((B, T, n_pops), np.int32), tkeep=u8,
+                 kept=np.zeros((B, n_pops, T), np.int32), log_t=np.zeros(4), log_pop=np.zeros(4, np.int32),
+                 log_neuron=np.zeros(4, np.int32), log_n=np.zeros(1, np.int64))
+    src_in = InputSpikes(idx=np.zeros(4, np.int32), start=np.zeros((B, T + 1), np.int64))
+    topo, params, st, spk, src_in, cnt = (typeof(g) for g in (sim.topology, sim.params, st, spk, src_in, cnt))
+    i, b = typeof(1), typeof(True)
+    sigs = {"deliver": (topo, params, st, spk, src_in, cnt, i, i, i),
+            "update": (topo, params, st, spk, cnt, i, i, b),
+            "roll": (topo, st, spk, i, i),
+            "gate": (topo, st, spk, cnt, i, i, b),
+            "fill": (typeof(np.zeros(4, np.float32)), typeof(1.0))}
     kernel = cuda_kernels.KERNELS[name]
     ptx, _ = cuda.compile_ptx(kernel.py_func, sigs[name], cc=(8, 0))
     assert ".entry" in ptx and "ret;" in ptx
     if name in ("deliver", "update"):
         assert "atom" in ptx or "red." in ptx  # the float/int atomics survived
+    if name == "update":
+        assert ".shared" not in ptx  # counts go through atomics and barrier counts only (see cuda_kernels)

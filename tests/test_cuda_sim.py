@@ -319,3 +319,63 @@ def test_wide_layers_match_cpu_and_reference(launch):
     ref = simulate_discrete(net, x, steps, encoding, input_raster(x, steps, seed) if encoding == "poisson" else None)
     assert_matches_reference(gpu, ref, encoding)
     assert gpu.plan.pop_i[1, P_BLOCK] == 64 and gpu.per_layer()["spikes"][1:3].min() > 0
+
+
+# -- many samples at once (eventsnn/engine/cuda_batch.py) ------------------------------------
+
+BATCH_FIELDS = ("spikes", "syn_ops", "updates", "analog_macs", "predictions", "checkpoint_predictions",
+                "spikes_per_step", "syn_ops_per_step", "updates_per_step", "outputs")
+
+
+@pytest.mark.parametrize("seed,encoding", [(9, "poisson"), (8, "direct"), (6, "poisson")])
+def test_a_batch_equals_each_sample_alone_on_cuda_and_cpu(seed, encoding, launch):
+    """Four different samples (one all zeros) in batches of 3 (a full batch, then a
+    partial one): every per-sample count, output and prediction, at the end and at a
+    checkpoint, equals the CPU's, and each sample's counts equal a CUDA run of it alone."""
+    from eventsnn.engine.cuda_batch import run_samples
+    from eventsnn.results import run_dataset
+    launch(4, 2)  # grids stride in x over several blocks, and in y over the samples
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, encoding)
+    steps = int(rng.integers(5, 12))
+    xs = np.stack([random_input(rng, net) for _ in range(4)])
+    xs[2] = 0.0
+    sim = Simulator(net, timesteps=steps, encoding=encoding, seed=seed, backend="cuda")
+    got = run_samples(sim, xs, checkpoints=[2], batch=3)
+    assert got.batch == 3
+    cpu = run_dataset(net, xs, timesteps=steps, encoding=encoding, seed=seed, backend="cpu", checkpoints=[2])
+    for name in BATCH_FIELDS:
+        np.testing.assert_array_equal(getattr(got, name), getattr(cpu, name), err_msg=name)
+    assert got.spikes[:, 1:].sum() > 0, "nothing spiked: the comparison is vacuous"
+    if encoding == "poisson":
+        assert got.spikes[2, 0] == 0 and got.syn_ops[2, 1:].sum() == 0  # the zero sample sends nothing
+    for i in (0, 2):
+        alone = Simulator(net, timesteps=steps, encoding=encoding, seed=seed, backend="cuda")
+        alone.reset(xs[i], sample_index=i)
+        alone.run()
+        totals = alone.per_layer()
+        for name in ("spikes", "syn_ops", "updates", "analog_macs"):
+            np.testing.assert_array_equal(getattr(got, name)[i], totals[name], err_msg=name)
+        assert got.predictions[i] == alone.prediction()
+
+
+def test_batch_size_rule_and_bad_batches():
+    """The default batch fills 80 % of the free memory after the shared arrays, capped
+    by MAX_BATCH and the number of samples; a bad batch size is one clear error."""
+    from eventsnn.engine import cuda_batch
+    net, steps, x = random_case(1, "poisson")
+    sim = Simulator(net, timesteps=steps, seed=1, backend="cuda")
+    per = cuda_batch.sample_bytes(sim)
+    shared = sum(a.nbytes for g in (sim.topology, sim.params) for a in g if isinstance(a, np.ndarray))
+    free = int((shared + 10.5 * per) / cuda_batch.FREE_FRACTION)
+    assert cuda_batch.default_batch(sim, 100, free_bytes=free) == 10
+    assert cuda_batch.default_batch(sim, 4, free_bytes=free) == 4
+    assert cuda_batch.default_batch(sim, 10 ** 6, free_bytes=1 << 50) == cuda_batch.MAX_BATCH
+    assert cuda_batch.default_batch(sim, 100, free_bytes=0) == 1
+    assert per > 4 * sim.plan.n_neurons  # at least the potentials
+    xs = x[None]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(SimulationError, match="batch must be a positive integer"):
+            cuda_batch.run_samples(sim, xs, batch=bad)
+    with pytest.raises(SimulationError, match="checkpoints must lie"):
+        cuda_batch.run_samples(sim, xs, checkpoints=[steps + 1], batch=1)
