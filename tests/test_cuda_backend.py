@@ -35,25 +35,33 @@ def _gpu_here() -> bool:
     return cuda_backend.device_present()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect of the unfinished CUDA backend (issue 15): in about one clean run in three, "
-    "one or two of the 30 CUDASIM comparisons find neuron-update counts that differ from the "
-    "CPU's, a race between thread blocks to fix next; the test still runs and reports XPASS/XFAIL"))
-def test_kernels_match_cpu_and_reference_under_the_cuda_simulator():
-    """Runs tests/test_cuda_sim.py with NUMBA_ENABLE_CUDASIM=1 (it must be set before numba
-    is imported, so not in this process); every test there must pass, none may skip."""
+def _run_simulated(marker: str) -> None:
+    """Runs the tests of tests/test_cuda_sim.py selected by ``-m marker`` with
+    NUMBA_ENABLE_CUDASIM=1 (it must be set before numba is imported, so not in this
+    process); every selected test there must pass, none may skip."""
     problem = _simulator_importable()
     if problem:
         pytest.skip(f"numba's CUDA simulator does not run here: {problem}")
     package_root = str(Path(eventsnn.__file__).resolve().parent.parent)  # the eventsnn this suite tests
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
                PYTHONPATH=os.pathsep.join([package_root, str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "-m", marker,
                            str(TESTS / "test_cuda_sim.py")], env=env, cwd=str(TESTS.parent),
                           capture_output=True, text=True, timeout=900)
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, tail
     assert " passed" in proc.stdout and "skipped" not in proc.stdout and "failed" not in proc.stdout, tail
+
+
+def test_kernels_match_cpu_and_reference_under_the_cuda_simulator():
+    """The kernels against the CPU backend and the reference (the quicker half)."""
+    _run_simulated("not slow")
+
+
+@pytest.mark.slow
+def test_kernels_match_cpu_and_reference_under_the_cuda_simulator_slow_cases():
+    """The slower half: larger random nets, arbitrary floats, batches of samples."""
+    _run_simulated("slow")
 
 
 def test_cuda_is_registered_and_auto_is_a_choice():
@@ -166,3 +174,48 @@ def test_every_kernel_compiles_to_ptx(name):
         assert "atom" in ptx or "red." in ptx  # the float/int atomics survived
     if name == "update":
         assert ".shared" not in ptx  # counts go through atomics and barrier counts only (see cuda_kernels)
+
+
+# -- bench/gpu_speed.py without a GPU --------------------------------------------------------
+
+BENCH = TESTS.parent / "bench" / "gpu_speed.py"
+
+
+def test_gpu_benchmark_without_a_gpu_stops_in_one_line():
+    if _gpu_here():
+        pytest.skip("a GPU is present: run the benchmark itself")
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--no-cpu"], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, NUMBA_ENABLE_CUDASIM="0"))
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and "no GPU" in lines[0], proc.stdout + proc.stderr
+
+
+def test_gpu_benchmark_arguments_and_host_parts():
+    """Its argument parsing and what it builds on the host (images, VGG16 at 32x32 with a
+    batch size of 'auto' resolved from given free memory) work without a GPU."""
+    code = f"""
+import sys, runpy
+import numpy as np
+m = runpy.run_path({str(BENCH)!r}, run_name="gpu_speed")
+assert m["parse_batches"]("1,4,auto") == [1, 4, "auto"]
+for bad in ("0", "x", "-2"):
+    try:
+        m["parse_batches"](bad)
+    except Exception as exc:
+        assert "positive integers or 'auto'" in str(exc)
+    else:
+        raise AssertionError(bad)
+xs = m["images"]((32, 32, 3), 2)
+assert xs.shape == (2, 32, 32, 3) and xs.dtype == np.float32 and xs.max() <= 1
+base = m["vgg16_base"]((32, 32, 3))
+net = m["vgg16"]((32, 32, 3), [1.0] * m["n_weighted"](), base)
+from eventsnn.engine.simulator import Simulator
+from eventsnn.engine import cuda_batch
+sim = Simulator(net, timesteps=100, encoding="direct")
+b = cuda_batch.default_batch(sim, 10 ** 6, free_bytes=140 * 2 ** 30)
+assert 1 <= b <= cuda_batch.MAX_BATCH
+print("ok", len(sim.layer_names), cuda_batch.sample_bytes(sim), b)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=str(TESTS.parent))
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr

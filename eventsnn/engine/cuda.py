@@ -223,16 +223,10 @@ class Engine:
             fill[self._grid(a.size), threads](a.reshape(a.size), -1.0)
         for a in (*self.cnt, self.spk.n, self.spk.tkeep, self.spk.kept):
             fill[self._grid(a.size), threads](a.reshape(a.size), 0)
-        n = v.shape[1]
-        pad = np.zeros((b, self.n_neurons), np.float32)
         for name, host in (("v", v), ("const", const)):
-            pad[:, :n] = host
-            pad[:, n:] = 0
             dev = getattr(self.st, name)
-            if b == self.batch:
-                dev.copy_to_device(pad)
-            else:
-                dev[:b].copy_to_device(pad)
+            host = np.ascontiguousarray(host, np.float32)
+            (dev if b == self.batch else dev[:b]).copy_to_device(host)
         self.in_start = np.ascontiguousarray(in_start, np.int64)
         self.in_counts = np.diff(self.in_start, axis=1)  # (B', T): the input's spikes per step
         self.in_max = self.in_counts.max(axis=0) if b else np.zeros(self.steps, np.int64)

@@ -19,8 +19,11 @@ read it), so decoding rules live in one place.
 
 Batch size (:func:`default_batch`): the samples whose per-sample device bytes
 (:func:`.cuda.state_bytes` plus the worst-case input spike list) fit in 80 %
-of the device's free memory after the shared topology and parameters, at most
-:data:`MAX_BATCH` and at most the number of samples, at least 1.
+of the device's free memory after the shared topology and parameters, whose
+host buffers (:func:`host_bytes`) fit in the memory limit of
+:mod:`eventsnn.limits`, at most :data:`MAX_BATCH` and at most the number of
+samples, at least 1. An explicit batch whose host buffers exceed the limit is
+refused (:class:`~eventsnn.errors.ResourceError`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import limits
 from ..encoding import bernoulli_spikes, sample_rng
 from ..errors import SimulationError
 from .compile import flat_input
@@ -72,6 +76,14 @@ def sample_bytes(sim) -> int:
     return state_bytes(plan.pop_i, sim.timesteps, plan.n_gate) + inputs
 
 
+def host_bytes(sim) -> int:
+    """Host bytes one sample of a batch takes while it is loaded: its initial potentials and
+    constant current (float32 each) and the worst-case input spike list (time and neuron)."""
+    plan = sim.plan
+    inputs = 12 * int(plan.pop_i[0, P_N]) * sim.timesteps if plan.encoding == "poisson" else 0
+    return 8 * int(plan.n_neurons) + inputs
+
+
 def default_batch(sim, n_samples: int, free_bytes: int | None = None) -> int:
     """The default batch size (module doc): ``free_bytes`` defaults to the free memory the
     current CUDA context reports."""
@@ -80,6 +92,7 @@ def default_batch(sim, n_samples: int, free_bytes: int | None = None) -> int:
         free_bytes = int(cuda.current_context().get_memory_info()[0])
     shared = _device_bytes(sim.topology) + _device_bytes(sim.params)
     fit = int((FREE_FRACTION * free_bytes - shared) // max(sample_bytes(sim), 1))
+    fit = min(fit, limits.max_memory() // max(host_bytes(sim), 1))
     return max(1, min(fit, MAX_BATCH, int(n_samples)))
 
 
@@ -160,6 +173,7 @@ def run_samples(sim, x, checkpoints=(), batch: int | None = None, progress=None,
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise SimulationError(f"batch must be a positive integer, got {batch!r}")
     batch = int(min(batch, n_samples))
+    limits.check_bytes(batch * host_bytes(sim), f"the host buffers of a batch of {batch} samples")
     plan = sim.plan
     n_layers = len(plan.pops)
     engine = Engine(sim.topology, T, batch, plan.n_gate)
@@ -212,4 +226,4 @@ def run_samples(sim, x, checkpoints=(), batch: int | None = None, progress=None,
                     checkpoint_predictions=at_checkpoint, seconds=seconds, batch=batch)
 
 
-__all__ = ["BatchRun", "MAX_BATCH", "default_batch", "run_samples", "sample_bytes"]
+__all__ = ["BatchRun", "MAX_BATCH", "default_batch", "host_bytes", "run_samples", "sample_bytes"]
