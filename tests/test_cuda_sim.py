@@ -221,6 +221,7 @@ def _first_difference(a, b, steps, n_pops):
     return None
 
 
+@pytest.mark.slow
 def test_arbitrary_floats_differ_only_at_near_ties():
     """Non-dyadic values: the float32 atomics add in another order than the CPU and the
     reference, which may round differently. Where the CUDA raster first departs from
@@ -304,6 +305,7 @@ def test_run_dataset_on_cuda_equals_cpu():
     assert a.spikes[:, 1:].sum() > 0
 
 
+@pytest.mark.slow
 def test_wide_layers_match_cpu_and_reference(launch):
     """Units of 16-64 channels (the CPU's vectorised block path): one unit's neurons
     span several thread blocks here, so the flag of a unit is read by threads of
@@ -327,7 +329,8 @@ BATCH_FIELDS = ("spikes", "syn_ops", "updates", "analog_macs", "predictions", "c
                 "spikes_per_step", "syn_ops_per_step", "updates_per_step", "outputs")
 
 
-@pytest.mark.parametrize("seed,encoding", [(9, "poisson"), (8, "direct"), (6, "poisson")])
+@pytest.mark.parametrize("seed,encoding", [(9, "poisson"), pytest.param(8, "direct", marks=pytest.mark.slow),
+                                           (6, "poisson")])
 def test_a_batch_equals_each_sample_alone_on_cuda_and_cpu(seed, encoding, launch):
     """Four different samples (one all zeros) in batches of 3 (a full batch, then a
     partial one): every per-sample count, output and prediction, at the end and at a

@@ -35,16 +35,24 @@ spike-norm's largest-input tracking; ``peek()`` (no queue).
 ``snapshot()``/``restore()`` copy the host arrays only: after a restore, call
 ``reset()`` before running on this backend again.
 
+The device side is :class:`Engine`: the schedule above over a **batch** of
+samples, every array with the sample as its leading axis and every launch
+covering the whole batch (the grid's y index is the sample). A Simulator's
+sample is a batch of one (:class:`_Context` adds what the Simulator reads
+back: state, counters, the spike log, events and clock); a data set runs many
+samples at once through :mod:`.cuda_batch`.
+
 Known costs, to measure on a device (``bench/gpu_speed.py``): every (step,
 layer) is 2-4 launches from Python, each preparing the arrays of the named
-tuples as arguments (tens of microseconds), which bounds small nets; one
-sample at a time leaves most of a large GPU idle on small layers (batching
-samples on the device is the next step).
+tuples as arguments (tens of microseconds), which bounds small nets; a batch
+shares those launches among its samples, and one sample alone leaves most of
+a large GPU idle on small layers.
 
 Data movement: the topology is uploaded once per Simulator, the parameters
 at the first ``advance`` of every sample (so parameters edited on the host
-between samples are used), the sample's state at ``start_sample``; state, counters and the
-spike log come back at the end of each ``advance``. The analog first layer of
+between samples are used), the sample's initial potentials, constant current
+and input spikes at ``start_sample`` (the rest is reset on the device);
+state, counters and the spike log come back at the end of each ``advance``. The analog first layer of
 direct encoding is computed on the host (:func:`.cpu.inject_analog`, once per
 sample) and uploaded as the constant current.
 """

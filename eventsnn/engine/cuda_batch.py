@@ -12,7 +12,8 @@ single-sample CUDA backend, and so of the CPU backend (identical on the
 2^-8 grid, the same exact counts): tests/test_cuda_sim.py compares them.
 
 What the host does per sample is the Simulator's own ``reset`` (the same
-encoder, random stream and analog first layer, :func:`_prepare`), and the
+encoder, random stream and analog first layer, :func:`_prepare`; the samples
+of a batch in a thread pool, since the engine's CPU kernels release the GIL), and the
 readout is the Simulator's (:func:`_readout`: the sample's output layer is
 copied into ``sim``'s host state and ``sim.prediction()``/``sim.output()``
 read it), so decoding rules live in one place.
@@ -28,7 +29,9 @@ refused (:class:`~eventsnn.errors.ResourceError`).
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -191,8 +194,9 @@ def run_samples(sim, x, checkpoints=(), batch: int | None = None, progress=None,
         start = time.perf_counter()
         v, const, idx, bounds, counts_in = [], [], [], [], []
         total = 0
-        for i in range(lo, hi):
-            vi, ci, in_time, in_idx, macs = _prepare(sim, x[i], i)
+        with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, hi - lo))) as pool:
+            prepared = list(pool.map(lambda i: _prepare(sim, x[i], i), range(lo, hi)))
+        for i, (vi, ci, in_time, in_idx, macs) in zip(range(lo, hi), prepared):
             v.append(vi)
             const.append(ci)
             idx.append(in_idx)
