@@ -65,7 +65,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import SimulationError
-from .layout import (C_DST, P_CONST, P_GATE, P_KIND, P_MAX_SPIKES, P_N, P_NUNITS, P_OC_N, P_OC_START, P_OFF,
+from .layout import (C_DST, P_CONST, P_GATE, P_KIND, P_MAX_SPIKES, P_N, P_NUNITS, P_OC_N, P_OC_START,
                      ST_EMPTY, ST_GROW_LOG, ST_UNTIL)
 from .model import Counters, Params, State, Topology
 
