@@ -382,3 +382,33 @@ def test_batch_size_rule_and_bad_batches():
             cuda_batch.run_samples(sim, xs, batch=bad)
     with pytest.raises(SimulationError, match="checkpoints must lie"):
         cuda_batch.run_samples(sim, xs, checkpoints=[steps + 1], batch=1)
+
+
+def test_batches_refuse_what_is_cpu_only():
+    from eventsnn.engine import cuda_batch
+    from eventsnn.learn.traces import SpikeTraces
+    net, steps, x = random_case(1, "poisson")
+    for layer in net.layers:
+        layer.bias = None
+    sim = Simulator(net, timesteps=steps, seed=1, backend="cuda", mode="continuous")
+    with pytest.raises(SimulationError, match="discrete time"):
+        cuda_batch.run_samples(sim, x[None], batch=1)
+    sim = Simulator(net, timesteps=steps, seed=1, backend="cuda")
+    sim.plug = SpikeTraces.for_simulator(sim, 2.0)
+    with pytest.raises(SimulationError, match="plug"):
+        cuda_batch.run_samples(sim, x[None], batch=1)
+
+
+def test_a_batch_too_large_for_the_device_is_one_clear_error(monkeypatch):
+    """Out of device memory while allocating a batch: a ResourceError naming the size."""
+    from eventsnn.engine import cuda_batch
+    from eventsnn.errors import ResourceError
+    net, steps, x = random_case(1, "poisson")
+    sim = Simulator(net, timesteps=steps, seed=1, backend="cuda")
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[2] Call to cuMemAlloc results in CUDA_ERROR_OUT_OF_MEMORY")
+    monkeypatch.setattr(cuda_backend.Engine, "__init__", no_memory)
+    with pytest.raises(ResourceError, match="a batch of 2 samples needs about .* smaller batch") as info:
+        cuda_batch.run_samples(sim, np.stack([x, x]), batch=2)
+    assert "\n" not in str(info.value)

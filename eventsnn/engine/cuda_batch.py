@@ -25,6 +25,12 @@ host buffers (:func:`host_bytes`) fit in the memory limit of
 :mod:`eventsnn.limits`, at most :data:`MAX_BATCH` and at most the number of
 samples, at least 1. An explicit batch whose host buffers exceed the limit is
 refused (:class:`~eventsnn.errors.ResourceError`).
+
+How the data-set runner uses it: :func:`eventsnn.results.run_dataset`, on the
+CUDA backend in discrete time, hands its Simulator, samples, checkpoints,
+batch size (``eventsnn run --batch``; None: the default) and progress
+callback to :func:`run_samples`, and takes the per-sample arrays of the
+:class:`BatchRun` in place of its sample loop.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import numpy as np
 
 from .. import limits
 from ..encoding import bernoulli_spikes, sample_rng
-from ..errors import SimulationError
+from ..errors import ResourceError, SimulationError
 from .compile import flat_input
 from .layout import P_INTEGRATE, P_KIND, P_N, P_OFF
 
@@ -179,8 +185,19 @@ def run_samples(sim, x, checkpoints=(), batch: int | None = None, progress=None,
     limits.check_bytes(batch * host_bytes(sim), f"the host buffers of a batch of {batch} samples")
     plan = sim.plan
     n_layers = len(plan.pops)
-    engine = Engine(sim.topology, T, batch, plan.n_gate)
-    engine.set_params(sim.params)
+    try:
+        engine = Engine(sim.topology, T, batch, plan.n_gate)
+        engine.set_params(sim.params)
+    except MemoryError as exc:
+        raise ResourceError(f"backend 'cuda': a batch of {batch} samples needs about "
+                            f"{limits.human(batch * sample_bytes(sim))} of device memory, more than is free "
+                            f"({exc}); use a smaller batch") from None
+    except Exception as exc:  # numba's CudaAPIError (out of memory), which has no common base here
+        if "OUT_OF_MEMORY" not in str(exc).upper().replace(" ", "_"):
+            raise
+        raise ResourceError(f"backend 'cuda': a batch of {batch} samples needs about "
+                            f"{limits.human(batch * sample_bytes(sim))} of device memory, more than is free; "
+                            "use a smaller batch") from None
     per_sample = {k: np.zeros((n_samples, n_layers), np.int64) for k in ("spikes", "syn_ops", "updates")}
     per_step = {k: np.zeros((n_layers, T), np.int64) for k in ("spikes", "syn_ops", "updates")}
     analog = np.zeros((n_samples, n_layers), np.int64)
