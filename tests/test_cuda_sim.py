@@ -337,7 +337,7 @@ def test_a_batch_equals_each_sample_alone_on_cuda_and_cpu(seed, encoding, launch
     checkpoint, equals the CPU's, and each sample's counts equal a CUDA run of it alone."""
     from eventsnn.engine.cuda_batch import run_samples
     from eventsnn.results import run_dataset
-    launch(4, 2)  # grids stride in x over several blocks, and in y over the samples
+    launch(4, 6)  # 2 blocks in x per sample of a batch of 3 (6 for the last batch of one), y over the samples
     rng = np.random.default_rng(seed)
     net = random_network(rng, encoding)
     steps = int(rng.integers(5, 12))

@@ -72,8 +72,11 @@ from .model import Counters, Params, State, Topology
 NAME = "cuda"
 HAS_QUEUE = False  # the Simulator refuses peek()/step() (see Simulator.peek)
 
-# Threads per block and the most blocks of one launch (grids stride beyond it).
-# The simulator runs every thread as a Python thread: keep it tiny there.
+# Threads per block and the most blocks of one launch (grids stride beyond it);
+# a batch of B samples shares them (ceil(max_blocks / B) blocks in x per sample),
+# so a launch holds about as many blocks for any batch size, and most of them have
+# work (a block per possible spike of every sample would mostly exit at once; not
+# measured). The simulator runs every thread as a Python thread: keep it tiny there.
 LAUNCH = {"threads": 128, "max_blocks": 4096}
 SIM_LAUNCH = {"threads": 8, "max_blocks": 2}
 
@@ -244,16 +247,19 @@ class Engine:
         self.spk.log_n.copy_to_device(np.zeros(1, np.int64))
         self.cursor = 0
 
-    def _grid(self, n: int) -> int:
-        t = self.launch["threads"]
-        return max(1, min((int(n) + t - 1) // t, self.launch["max_blocks"]))
+    def _grid(self, n: int, per_block: int | None = None, samples: int = 1) -> int:
+        """Blocks in x for ``n`` items, ``per_block`` (default: a thread's worth) each, when
+        ``samples`` share the launch."""
+        per_block = self.launch["threads"] if per_block is None else per_block
+        cap = -(-self.launch["max_blocks"] // samples)
+        return max(1, min((int(n) + per_block - 1) // per_block, cap))
 
     def run_steps(self, until: float, record: bool, before_step=None) -> tuple:
         """Launch every (step, layer) from the cursor while step < until, for all loaded
         samples; returns (first step, last step + 1). ``before_step()`` runs on the host
         before each step's launches (the spike log's room)."""
         k, topo, params, st, cnt, src_in = self.k, self.topo, self.params, self.st, self.cnt, self.src_in
-        threads, max_blocks = self.launch["threads"], self.launch["max_blocks"]
+        threads = self.launch["threads"]
         pop_i, B = self.pop_i, self.loaded
         t0 = self.cursor
         t = t0
@@ -267,16 +273,17 @@ class Engine:
                         m = int(self.in_max[t])
                         if m == 0:
                             continue
-                        k.deliver[(min(m, max_blocks), B), threads](topo, params, st, spk, src_in, cnt, c, t, 0)
+                        k.deliver[(self._grid(m, 1, B), B), threads](topo, params, st, spk, src_in, cnt, c, t, 0)
                     else:
-                        k.deliver[(min(int(pop_i[s, P_N]), max_blocks), B), threads](
+                        k.deliver[(self._grid(pop_i[s, P_N], 1, B), B), threads](
                             topo, params, st, spk, src_in, cnt, c, t, s)
                 if pop_i[p, P_KIND] == P_GATE:
-                    k.gate[(self._grid(pop_i[p, P_NUNITS]), B), threads](topo, st, spk, cnt, p, t, record)
+                    k.gate[(self._grid(pop_i[p, P_NUNITS], samples=B), B), threads](topo, st, spk, cnt, p, t, record)
                 else:
-                    k.update[(self._grid(pop_i[p, P_N]), B), threads](topo, params, st, spk, cnt, p, t, record)
+                    k.update[(self._grid(pop_i[p, P_N], samples=B), B), threads](
+                        topo, params, st, spk, cnt, p, t, record)
                     if not pop_i[p, P_CONST]:
-                        k.roll[(self._grid(pop_i[p, P_NUNITS]), B), threads](topo, st, spk, p, t)
+                        k.roll[(self._grid(pop_i[p, P_NUNITS], samples=B), B), threads](topo, st, spk, p, t)
             t += 1
         self.cursor = t
         return t0, t
