@@ -316,16 +316,14 @@ def time_net(name, net, xs, steps, backend, budget, min_left=30.0) -> dict | Non
             "samples_per_s": 1.0 / t, "rates": rates_of(sim).tolist(), "layers": sim.layer_names}
 
 
-def time_batch(name, net, xs, steps, batch, budget, last=None) -> dict | None:
-    """``batch`` samples (cycled from ``xs``) run as one batch on the GPU, after a warm-up
-    batch of one sample of one step that compiles the kernels (their types do not depend
-    on the batch size or T). ``last``: the previous (smaller) batch's row, to skip a
-    batch that would not finish in the budget (time assumed to grow linearly)."""
+def time_batch(name, sim, xs, batch, budget, last=None) -> dict | None:
+    """``batch`` samples (cycled from ``xs``) run as one batch on the GPU by ``sim``'s
+    network (the kernels are compiled by the caller's warm-up). ``last``: the previous
+    (smaller) batch's row, to skip a batch that would not finish in the budget (time
+    assumed to grow linearly)."""
     if last is not None and last["seconds"] * batch / last["batch"] > budget.left() - 20:
         return None
-    warm = Simulator(net, timesteps=1, encoding=net.encoding, backend="cuda")
-    cuda_batch.run_samples(warm, xs[:1], batch=1)
-    sim = Simulator(net, timesteps=steps, encoding=net.encoding, backend="cuda")
+    steps = sim.timesteps
     batch_x = xs[np.arange(batch) % len(xs)]
     free0 = cuda.current_context().get_memory_info()[0]
     t0 = time.perf_counter()
@@ -392,9 +390,12 @@ def main(argv=None) -> int:
         """Time every batch size of --batch on one net (auto resolved per net)."""
         sim = Simulator(net, timesteps=T, encoding=net.encoding, backend="cuda")
         sizes = sorted({cuda_batch.default_batch(sim, 10 ** 6) if b == "auto" else b for b in args.batch})
+        # Warm-up: one sample of one step compiles every kernel (their types depend on
+        # neither the batch size nor T).
+        cuda_batch.run_samples(Simulator(net, timesteps=1, encoding=net.encoding, backend="cuda"), xs[:1], batch=1)
         got, last = [], None
         for b in sizes:
-            res = time_batch(name, net, xs, T, b, budget, last)
+            res = time_batch(name, sim, xs, b, budget, last)
             if res is None:
                 out["skipped"].append(f"{name} batch {b}")
                 print(f"skipped (budget): {name} batch {b}", flush=True)
