@@ -333,7 +333,7 @@ BATCH_FIELDS = ("spikes", "syn_ops", "updates", "analog_macs", "predictions", "c
                                            (6, "poisson")])
 def test_a_batch_equals_each_sample_alone_on_cuda_and_cpu(seed, encoding, launch):
     """Four different samples (one all zeros) in batches of 3 (a full batch, then a
-    partial one): every per-sample count, output and prediction, at the end and at a
+    partial one) or of the default size: every per-sample count, output and prediction, at the end and at a
     checkpoint, equals the CPU's, and each sample's counts equal a CUDA run of it alone."""
     from eventsnn.engine.cuda_batch import run_samples
     from eventsnn.results import run_dataset
@@ -344,8 +344,9 @@ def test_a_batch_equals_each_sample_alone_on_cuda_and_cpu(seed, encoding, launch
     xs = np.stack([random_input(rng, net) for _ in range(4)])
     xs[2] = 0.0
     sim = Simulator(net, timesteps=steps, encoding=encoding, seed=seed, backend="cuda")
-    got = run_samples(sim, xs, checkpoints=[2], batch=3)
-    assert got.batch == 3
+    batch = None if seed == 6 else 3  # None: the default, all four in one batch here
+    got = run_samples(sim, xs, checkpoints=[2], batch=batch)
+    assert got.batch == (batch or 4)
     cpu = run_dataset(net, xs, timesteps=steps, encoding=encoding, seed=seed, backend="cpu", checkpoints=[2])
     for name in BATCH_FIELDS:
         np.testing.assert_array_equal(getattr(got, name), getattr(cpu, name), err_msg=name)
@@ -375,6 +376,10 @@ def test_batch_size_rule_and_bad_batches():
     assert cuda_batch.default_batch(sim, 4, free_bytes=free) == 4
     assert cuda_batch.default_batch(sim, 10 ** 6, free_bytes=1 << 50) == cuda_batch.MAX_BATCH
     assert cuda_batch.default_batch(sim, 100, free_bytes=0) == 1
+    assert cuda_batch.default_batch(sim, 3) == 3  # the simulator reports infinite free memory
+    from eventsnn import limits
+    with limits.memory_limit(3 * cuda_batch.host_bytes(sim)):
+        assert cuda_batch.default_batch(sim, 100, free_bytes=1 << 50) == 3  # the host's limit binds
     assert per > 4 * sim.plan.n_neurons  # at least the potentials
     xs = x[None]
     for bad in (0, -1, 2.5, True):

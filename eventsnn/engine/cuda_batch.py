@@ -98,9 +98,11 @@ def default_batch(sim, n_samples: int, free_bytes: int | None = None) -> int:
     current CUDA context reports."""
     if free_bytes is None:
         from numba import cuda
-        free_bytes = int(cuda.current_context().get_memory_info()[0])
+        free_bytes = cuda.current_context().get_memory_info()[0]  # the CUDA simulator says inf
     shared = _device_bytes(sim.topology) + _device_bytes(sim.params)
-    fit = int((FREE_FRACTION * free_bytes - shared) // max(sample_bytes(sim), 1))
+    fit = MAX_BATCH
+    if np.isfinite(free_bytes):
+        fit = int((FREE_FRACTION * int(free_bytes) - shared) // max(sample_bytes(sim), 1))
     fit = min(fit, limits.max_memory() // max(host_bytes(sim), 1))
     return max(1, min(fit, MAX_BATCH, int(n_samples)))
 
