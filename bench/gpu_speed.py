@@ -22,12 +22,17 @@ say so, when the budget runs out).
    spike rate (1 % and 5 %, calibrated on the GPU), on 32x32x3 and 224x224x3
    inputs (the shipped Fashion-MNIST sample, padded/upsampled, 3 channels), and
    the shipped converted net ``data/default_net.h5`` on its Fashion-MNIST sample.
-   Per configuration: syn ops per sample, seconds per sample (``Simulator.run()``
-   only, after a warm-up sample that compiles the kernels), syn ops/s,
-   samples/s, and the CPU engine's time per sample on the same net and input
-   (fewer samples at 224; ``--no-cpu`` skips it) with the speed-up.
-   Batch sizes: batching samples on the device is not built yet (issue 15's
-   stretch); ``--batch`` accepts only 1 and the table says so.
+   Per configuration and batch size ``B`` (``--batch``, default ``1,4,16,auto``;
+   ``auto`` is :func:`eventsnn.engine.cuda_batch.default_batch`, what a data-set
+   run uses by default): ``B`` samples run concurrently by
+   :func:`eventsnn.engine.cuda_batch.run_samples` (after a warm-up that compiles
+   the kernels), timed as a whole: syn ops per sample, wall ms per sample
+   (batch time / B), syn ops/s, samples/s, device MiB per sample, and the CPU
+   engine's time per sample on the same net and input (one sample; ``--no-cpu``
+   skips it) with the speed-up. A batch size that would not finish within the
+   budget (judged from the previous one) is skipped and named.
+   The check of part 3 also runs 3 samples as one batch against the CPU's
+   data-set runner (every per-sample count, output and prediction).
 
 Usage: ``python bench/gpu_speed.py [--quick] [--budget-s 540] [--out PATH]``;
 writes ``bench/results/gpu_speed.json``. Nothing here was run without a GPU:
@@ -80,6 +85,7 @@ import numpy as np  # noqa: E402
 from numba import cuda  # noqa: E402
 
 from eventsnn.engine import cuda as cuda_backend  # noqa: E402
+from eventsnn.engine import cuda_batch  # noqa: E402
 from eventsnn.engine.simulator import Simulator  # noqa: E402
 from eventsnn.io import load_network  # noqa: E402
 from eventsnn.network import Layer, Network, Neuron  # noqa: E402
@@ -157,6 +163,7 @@ def bandwidth(gib: float = 2.0, reps: int = 5) -> dict:
 # -- 3. check ---------------------------------------------------------------------------
 
 def check(seeds: int) -> dict:
+    from eventsnn.results import run_dataset
     from netgen import random_input, random_network
     from test_multi_spike import multi_spiking
     bad, runs, spikes = [], 0, 0
@@ -182,10 +189,22 @@ def check(seeds: int) -> dict:
             spikes += int(a.state.spike_count.sum())
             if not same:
                 bad.append((seed, encoding))
-    print(f"check: {runs} random nets, CUDA == CPU in {runs - len(bad)} ({spikes} spikes in all)")
+            if seed < 3:  # a batch of 3 different samples (one all zeros) against the CPU's data-set runner
+                xs = np.stack([x, random_input(rng, net), np.zeros_like(x)])
+                got = cuda_batch.run_samples(Simulator(net, timesteps=steps, encoding=encoding, seed=seed,
+                                                       backend="cuda"), xs, batch=3)
+                ref = run_dataset(net, xs, timesteps=steps, encoding=encoding, seed=seed, backend="cpu")
+                runs += 1
+                if not all(np.array_equal(getattr(got, k), getattr(ref, k)) for k in BATCH_FIELDS):
+                    bad.append((seed, encoding, "batch"))
+    print(f"check: {runs} random nets and batches, CUDA == CPU in {runs - len(bad)} ({spikes} spikes in all)")
     if bad:
         sys.exit(f"CUDA differs from CPU on {bad}: fix before timing")
     return {"runs": runs, "identical": runs - len(bad), "spikes": spikes}
+
+
+BATCH_FIELDS = ("spikes", "syn_ops", "updates", "analog_macs", "predictions", "spikes_per_step",
+                "syn_ops_per_step", "updates_per_step", "outputs")
 
 
 # -- 4. timing --------------------------------------------------------------------------
@@ -297,6 +316,44 @@ def time_net(name, net, xs, steps, backend, budget, min_left=30.0) -> dict | Non
             "samples_per_s": 1.0 / t, "rates": rates_of(sim).tolist(), "layers": sim.layer_names}
 
 
+def time_batch(name, sim, xs, batch, budget, last=None) -> dict | None:
+    """``batch`` samples (cycled from ``xs``) run as one batch on the GPU by ``sim``'s
+    network (the kernels are compiled by the caller's warm-up). ``last``: the previous
+    (smaller) batch's row, to skip a batch that would not finish in the budget (time
+    assumed to grow linearly)."""
+    if last is not None and last["seconds"] * batch / last["batch"] > budget.left() - 20:
+        return None
+    steps = sim.timesteps
+    batch_x = xs[np.arange(batch) % len(xs)]
+    free0 = cuda.current_context().get_memory_info()[0]
+    t0 = time.perf_counter()
+    res = cuda_batch.run_samples(sim, batch_x, batch=batch)
+    seconds = time.perf_counter() - t0
+    ops = int(res.syn_ops.sum())
+    return {"net": name, "backend": "cuda", "batch": batch, "samples": batch, "seconds": seconds,
+            "median_s": seconds / batch, "syn_ops_per_sample": ops / batch, "syn_ops_per_s": ops / seconds,
+            "samples_per_s": batch / seconds, "sample_mib": cuda_batch.sample_bytes(sim) / 2 ** 20,
+            "free_mib_before": free0 / 2 ** 20,
+            "rates": (res.spikes.sum(axis=0) / (sim.neurons * steps * batch)).tolist(), "layers": sim.layer_names}
+
+
+def parse_batches(text: str) -> list:
+    out = []
+    for v in text.split(","):
+        v = v.strip()
+        if v == "auto":
+            out.append(v)
+            continue
+        try:
+            b = int(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"batch sizes are positive integers or 'auto', got {v!r}") from None
+        if b < 1:
+            raise argparse.ArgumentTypeError(f"batch sizes are positive integers or 'auto', got {v!r}")
+        out.append(b)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="32x32 and the shipped net only, fewer samples")
@@ -304,13 +361,11 @@ def main(argv=None) -> int:
     ap.add_argument("--timesteps", type=int, default=100)
     ap.add_argument("--rates", type=lambda s: [float(v) for v in s.split(",")], default=[0.01, 0.05])
     ap.add_argument("--samples", type=int, default=4, help="timed samples per net at 32x32 (224: 2)")
-    ap.add_argument("--batch", type=lambda s: [int(v) for v in s.split(",")], default=[1],
-                    help="batch sizes (only 1 exists yet: batching is issue 15's stretch)")
+    ap.add_argument("--batch", type=parse_batches, default=[1, 4, 16, "auto"],
+                    help="batch sizes to time, e.g. 1,4,16,auto ('auto': the data-set default)")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU engine timings")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gpu_speed.json")
     args = ap.parse_args(argv)
-    if args.batch != [1]:
-        ap.error("--batch: samples are not batched on the device yet; only 1 is available")
     budget = Budget(args.budget_s)
     out = {"machine": machine_info(), "gpu": gpu_info(), "args": {k: str(v) for k, v in vars(args).items()},
            "launch": cuda_backend.launch_config(), "skipped": []}
@@ -325,24 +380,45 @@ def main(argv=None) -> int:
             return
         results.append({"gpu": res, "cpu": cpu, "note": note})
         speedup = f"{cpu['median_s'] / res['median_s']:.1f}x" if cpu else "-"
-        rows.append([res["net"], 1, f"{res['syn_ops_per_sample']:.3e}", f"{res['median_s'] * 1e3:.1f}",
-                     f"{res['syn_ops_per_s']:.3e}", f"{res['samples_per_s']:.2f}",
+        rows.append([res["net"], res.get("batch", 1), f"{res['syn_ops_per_sample']:.3e}",
+                     f"{res['median_s'] * 1e3:.1f}", f"{res['syn_ops_per_s']:.3e}", f"{res['samples_per_s']:.2f}",
+                     f"{res['sample_mib']:.0f}" if "sample_mib" in res else "-",
                      f"{cpu['median_s'] * 1e3:.1f}" if cpu else "-", speedup,
                      f"{res['syn_ops_per_s'] / out['bandwidth']['syn_op_bound_12B'] * 100:.1f} %"])
+
+    def batches(name, net, xs):
+        """Time every batch size of --batch on one net (auto resolved per net)."""
+        sim = Simulator(net, timesteps=T, encoding=net.encoding, backend="cuda")
+        sizes = sorted({cuda_batch.default_batch(sim, 10 ** 6) if b == "auto" else b for b in args.batch})
+        # Warm-up: one sample of one step compiles every kernel (their types depend on
+        # neither the batch size nor T).
+        cuda_batch.run_samples(Simulator(net, timesteps=1, encoding=net.encoding, backend="cuda"), xs[:1], batch=1)
+        got, last = [], None
+        for b in sizes:
+            res = time_batch(name, sim, xs, b, budget, last)
+            if res is None:
+                out["skipped"].append(f"{name} batch {b}")
+                print(f"skipped (budget): {name} batch {b}", flush=True)
+                continue
+            print(f"{name} batch {b}: {res['seconds']:.2f} s, {res['samples_per_s']:.2f} samples/s, "
+                  f"{res['syn_ops_per_s']:.3e} syn ops/s", flush=True)
+            got.append(res)
+            last = res
+        return got
 
     # The shipped converted net on its own data.
     net = load_network(ROOT / "data" / "default_net.h5")
     d = np.load(ROOT / "data" / "fashion-mnist-sample.npz")
     xs = d["x"][: args.samples].astype(np.float32)
     xs = (xs / 256.0 if xs.max() > 1 else xs).reshape(len(xs), *net.input_shape)
-    gpu = time_net("default_net (shipped)", net, xs, T, "cuda", budget)
-    cpu = None if args.no_cpu else time_net("default_net (shipped)", net, xs, T, "cpu", budget)
-    record(gpu, cpu)
+    cpu = None if args.no_cpu else time_net("default_net (shipped)", net, xs[:1], T, "cpu", budget)
+    for gpu in batches("default_net (shipped)", net, xs):
+        record(gpu, cpu)
 
     sizes = [32] if args.quick else [32, 224]
     for size in sizes:
         shape = (size, size, 3)
-        n_samples = args.samples if size == 32 else 2
+        n_samples = args.samples if size == 32 else 2  # distinct images; batches cycle through them
         xs = images(shape, n_samples)
         base = vgg16_base(shape)
         for rate in args.rates:
@@ -356,16 +432,17 @@ def main(argv=None) -> int:
             print(f"{name}: calibrated in {time.perf_counter() - t0:.1f} s, weighted-layer rates per iteration "
                   f"{[np.round(r, 4).tolist() for r in log]}", flush=True)
             net = vgg16(shape, gains, base)
-            gpu = time_net(name, net, xs, T, "cuda", budget)
+            gpus = batches(name, net, xs)
             cpu = None
             if not args.no_cpu and budget.left() > (200 if size == 224 else 40):
                 cpu = time_net(name, net, xs[:1], T, "cpu", budget)  # one timed CPU sample
-            record(gpu, cpu, note=f"gains {gains}; calibration {log}")
-    table(["net", "batch", "syn ops/sample", "GPU ms/sample", "syn ops/s", "samples/s", "CPU ms/sample",
-           "GPU/CPU", "of 12 B/op bound"], rows, title=f"CUDA backend, T = {T}, on {out['gpu']['gpu']}")
+            for gpu in gpus:
+                record(gpu, cpu, note=f"gains {gains}; calibration {log}")
+    table(["net", "batch", "syn ops/sample", "GPU ms/sample", "syn ops/s", "samples/s", "MiB/sample",
+           "CPU ms/sample", "GPU/CPU", "of 12 B/op bound"], rows,
+          title=f"CUDA backend, T = {T}, on {out['gpu']['gpu']} (ms/sample: batch wall time / batch)")
     if out["skipped"]:
         print(f"skipped for the time budget: {', '.join(out['skipped'])}")
-    print("batch sizes: 1 only (device batching is not built yet)")
     out["results"] = results
     out["seconds"] = args.budget_s - budget.left()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,25 +35,33 @@ def _gpu_here() -> bool:
     return cuda_backend.device_present()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect of the unfinished CUDA backend (issue 15): in about one clean run in three, "
-    "one or two of the 30 CUDASIM comparisons find neuron-update counts that differ from the "
-    "CPU's, a race between thread blocks to fix next; the test still runs and reports XPASS/XFAIL"))
-def test_kernels_match_cpu_and_reference_under_the_cuda_simulator():
-    """Runs tests/test_cuda_sim.py with NUMBA_ENABLE_CUDASIM=1 (it must be set before numba
-    is imported, so not in this process); every test there must pass, none may skip."""
+def _run_simulated(marker: str) -> None:
+    """Runs the tests of tests/test_cuda_sim.py selected by ``-m marker`` with
+    NUMBA_ENABLE_CUDASIM=1 (it must be set before numba is imported, so not in this
+    process); every selected test there must pass, none may skip."""
     problem = _simulator_importable()
     if problem:
         pytest.skip(f"numba's CUDA simulator does not run here: {problem}")
     package_root = str(Path(eventsnn.__file__).resolve().parent.parent)  # the eventsnn this suite tests
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
                PYTHONPATH=os.pathsep.join([package_root, str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "-m", marker,
                            str(TESTS / "test_cuda_sim.py")], env=env, cwd=str(TESTS.parent),
                           capture_output=True, text=True, timeout=900)
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, tail
     assert " passed" in proc.stdout and "skipped" not in proc.stdout and "failed" not in proc.stdout, tail
+
+
+def test_kernels_match_cpu_and_reference_under_the_cuda_simulator():
+    """The kernels against the CPU backend and the reference (the quicker half)."""
+    _run_simulated("not slow")
+
+
+@pytest.mark.slow
+def test_kernels_match_cpu_and_reference_under_the_cuda_simulator_slow_cases():
+    """The slower half: larger random nets, arbitrary floats, batches of samples."""
+    _run_simulated("slow")
 
 
 def test_cuda_is_registered_and_auto_is_a_choice():
@@ -134,28 +142,80 @@ def _cuda_compiler_or_skip():
     return cuda
 
 
-@pytest.mark.parametrize("name", ["deliver", "update", "roll", "gate"])
+@pytest.mark.parametrize("name", ["deliver", "update", "roll", "gate", "fill"])
 def test_every_kernel_compiles_to_ptx(name):
-    """Each kernel, typed with the named tuples of a real compiled network, compiles for
-    an sm_80 device; the physics it calls is inlined as device code."""
+    """Each kernel, typed with the batched device tuples of a real compiled network,
+    compiles for an sm_80 device; the physics it calls is inlined as device code."""
     cuda = _cuda_compiler_or_skip()
     from numba import typeof
     from eventsnn.engine import cuda_kernels
-    from eventsnn.engine.cuda import Spikes
+    from eventsnn.engine.cuda import DevCounts, DevState, InputSpikes, Spikes
     net = random_network(np.random.default_rng(1), "poisson")
     sim = Simulator(net, timesteps=4)
-    i32 = np.zeros(4, np.int32)
-    spk = Spikes(idx=i32, mult=i32, n=np.zeros((4, 3), np.int32), tkeep=np.zeros(4, np.uint8),
-                 kept=np.zeros((3, 4), np.int32), log_t=np.zeros(4), log_pop=i32, log_neuron=i32,
-                 log_n=np.zeros(1, np.int64))
-    topo, params, state, cnt = (typeof(g) for g in (sim.topology, sim.params, sim.state, sim.counters))
-    i, b, arr, arr2 = typeof(1), typeof(True), typeof(i32), typeof(spk.n)
-    sigs = {"deliver": (topo, params, state, cnt, i, i, arr, arr, i, arr2, i),
-            "update": (topo, params, state, typeof(spk), cnt, i, i, b),
-            "roll": (topo, state, typeof(spk), i, i),
-            "gate": (topo, state, typeof(spk), cnt, i, i, b)}
+    B, T, n_pops = 2, 4, len(sim.layer_names)
+    i32, f32, f64, i64, u8 = (np.zeros((B, 4), d) for d in (np.int32, np.float32, np.float64, np.int64, np.uint8))
+    st = DevState(v=f32, inp=f32, const=f32, last_t=f64, tflag=u8, gate_cnt=i64, gate_last=f64, spike_count=i64)
+    cnt = DevCounts(*(np.zeros((B, n_pops, T), np.int64) for _ in range(3)))
+    spk = Spikes(idx=i32, mult=i32, n=np.zeros((B, T, n_pops), np.int32), tkeep=u8,
+                 kept=np.zeros((B, n_pops, T), np.int32), log_t=np.zeros(4), log_pop=np.zeros(4, np.int32),
+                 log_neuron=np.zeros(4, np.int32), log_n=np.zeros(1, np.int64))
+    src_in = InputSpikes(idx=np.zeros(4, np.int32), start=np.zeros((B, T + 1), np.int64))
+    topo, params, st, spk, src_in, cnt = (typeof(g) for g in (sim.topology, sim.params, st, spk, src_in, cnt))
+    i, b = typeof(1), typeof(True)
+    sigs = {"deliver": (topo, params, st, spk, src_in, cnt, i, i, i),
+            "update": (topo, params, st, spk, cnt, i, i, b),
+            "roll": (topo, st, spk, i, i),
+            "gate": (topo, st, spk, cnt, i, i, b),
+            "fill": (typeof(np.zeros(4, np.float32)), typeof(1.0))}
     kernel = cuda_kernels.KERNELS[name]
     ptx, _ = cuda.compile_ptx(kernel.py_func, sigs[name], cc=(8, 0))
     assert ".entry" in ptx and "ret;" in ptx
     if name in ("deliver", "update"):
         assert "atom" in ptx or "red." in ptx  # the float/int atomics survived
+    if name == "update":
+        assert ".shared" not in ptx  # counts go through atomics and barrier counts only (see cuda_kernels)
+
+
+# -- bench/gpu_speed.py without a GPU --------------------------------------------------------
+
+BENCH = TESTS.parent / "bench" / "gpu_speed.py"
+
+
+def test_gpu_benchmark_without_a_gpu_stops_in_one_line():
+    if _gpu_here():
+        pytest.skip("a GPU is present: run the benchmark itself")
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--no-cpu"], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, NUMBA_ENABLE_CUDASIM="0"))
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and "no GPU" in lines[0], proc.stdout + proc.stderr
+
+
+def test_gpu_benchmark_arguments_and_host_parts():
+    """Its argument parsing and what it builds on the host (images, VGG16 at 32x32 with a
+    batch size of 'auto' resolved from given free memory) work without a GPU."""
+    code = f"""
+import sys, runpy
+import numpy as np
+m = runpy.run_path({str(BENCH)!r}, run_name="gpu_speed")
+assert m["parse_batches"]("1,4,auto") == [1, 4, "auto"]
+for bad in ("0", "x", "-2"):
+    try:
+        m["parse_batches"](bad)
+    except Exception as exc:
+        assert "positive integers or 'auto'" in str(exc)
+    else:
+        raise AssertionError(bad)
+xs = m["images"]((32, 32, 3), 2)
+assert xs.shape == (2, 32, 32, 3) and xs.dtype == np.float32 and xs.max() <= 1
+base = m["vgg16_base"]((32, 32, 3))
+net = m["vgg16"]((32, 32, 3), [1.0] * m["n_weighted"](), base)
+from eventsnn.engine.simulator import Simulator
+from eventsnn.engine import cuda_batch
+sim = Simulator(net, timesteps=100, encoding="direct")
+b = cuda_batch.default_batch(sim, 10 ** 6, free_bytes=140 * 2 ** 30)
+assert 1 <= b <= cuda_batch.MAX_BATCH
+print("ok", len(sim.layer_names), cuda_batch.sample_bytes(sim), b)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=str(TESTS.parent))
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr

@@ -148,6 +148,25 @@ def test_multi_spike_matches_cpu_and_reference(seed):
         assert max(int(c.max(initial=0)) for c in counts[1:]) > 1, "no neuron fired twice in a step"
 
 
+def test_counts_do_not_go_through_shared_memory(monkeypatch):
+    """The cause of issue 15's intermittent count mismatch: numba's simulator allocates a
+    shared array on a block's first call without a lock (FakeCUDAShared.array), so two
+    threads could get different words, and a spike sum kept in one lost a block's
+    spikes now and then. With every thread given its own word, as in the worst case of
+    that race, the counts must still be exact (the old kernel lost 28 of 70 per-step
+    spike counts of this net): no kernel may count through shared memory."""
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+
+    def private(self, shape, dtype, alignment=None):
+        return np.zeros(shape, numpy_support.as_dtype(dtype))
+    monkeypatch.setattr(kernelapi.FakeCUDAShared, "array", private)
+    net, steps, x = random_case(14, "direct")
+    cpu, gpu = both(net, steps, "direct", 14, x)
+    assert_same_as_cpu(cpu, gpu)
+    assert cpu.spikes_per_step[1:].sum() > 0
+
+
 @pytest.mark.parametrize("seed", [3, 5])
 def test_grids_that_stride_over_several_blocks(seed, launch):
     """Launch shapes are a performance choice only: 3 threads x 2 blocks (every list and
@@ -221,6 +240,7 @@ def _first_difference(a, b, steps, n_pops):
     return None
 
 
+@pytest.mark.slow
 def test_arbitrary_floats_differ_only_at_near_ties():
     """Non-dyadic values: the float32 atomics add in another order than the CPU and the
     reference, which may round differently. Where the CUDA raster first departs from
@@ -304,6 +324,7 @@ def test_run_dataset_on_cuda_equals_cpu():
     assert a.spikes[:, 1:].sum() > 0
 
 
+@pytest.mark.slow
 def test_wide_layers_match_cpu_and_reference(launch):
     """Units of 16-64 channels (the CPU's vectorised block path): one unit's neurons
     span several thread blocks here, so the flag of a unit is read by threads of
@@ -319,3 +340,99 @@ def test_wide_layers_match_cpu_and_reference(launch):
     ref = simulate_discrete(net, x, steps, encoding, input_raster(x, steps, seed) if encoding == "poisson" else None)
     assert_matches_reference(gpu, ref, encoding)
     assert gpu.plan.pop_i[1, P_BLOCK] == 64 and gpu.per_layer()["spikes"][1:3].min() > 0
+
+
+# -- many samples at once (eventsnn/engine/cuda_batch.py) ------------------------------------
+
+BATCH_FIELDS = ("spikes", "syn_ops", "updates", "analog_macs", "predictions", "checkpoint_predictions",
+                "spikes_per_step", "syn_ops_per_step", "updates_per_step", "outputs")
+
+
+@pytest.mark.parametrize("seed,encoding", [(9, "poisson"), pytest.param(8, "direct", marks=pytest.mark.slow),
+                                           (6, "poisson")])
+def test_a_batch_equals_each_sample_alone_on_cuda_and_cpu(seed, encoding, launch):
+    """Four different samples (one all zeros) in batches of 3 (a full batch, then a
+    partial one) or of the default size: every per-sample count, output and prediction, at the end and at a
+    checkpoint, equals the CPU's, and each sample's counts equal a CUDA run of it alone."""
+    from eventsnn.engine.cuda_batch import run_samples
+    from eventsnn.results import run_dataset
+    launch(4, 6)  # 2 blocks in x per sample of a batch of 3 (6 for the last batch of one), y over the samples
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, encoding)
+    steps = int(rng.integers(5, 12))
+    xs = np.stack([random_input(rng, net) for _ in range(4)])
+    xs[2] = 0.0
+    sim = Simulator(net, timesteps=steps, encoding=encoding, seed=seed, backend="cuda")
+    batch = None if seed == 6 else 3  # None: the default, all four in one batch here
+    got = run_samples(sim, xs, checkpoints=[2], batch=batch)
+    assert got.batch == (batch or 4)
+    cpu = run_dataset(net, xs, timesteps=steps, encoding=encoding, seed=seed, backend="cpu", checkpoints=[2])
+    for name in BATCH_FIELDS:
+        np.testing.assert_array_equal(getattr(got, name), getattr(cpu, name), err_msg=name)
+    assert got.spikes[:, 1:].sum() > 0, "nothing spiked: the comparison is vacuous"
+    if encoding == "poisson":
+        assert got.spikes[2, 0] == 0 and got.syn_ops[2, 1:].sum() == 0  # the zero sample sends nothing
+    for i in (0, 2):
+        alone = Simulator(net, timesteps=steps, encoding=encoding, seed=seed, backend="cuda")
+        alone.reset(xs[i], sample_index=i)
+        alone.run()
+        totals = alone.per_layer()
+        for name in ("spikes", "syn_ops", "updates", "analog_macs"):
+            np.testing.assert_array_equal(getattr(got, name)[i], totals[name], err_msg=name)
+        assert got.predictions[i] == alone.prediction()
+
+
+def test_batch_size_rule_and_bad_batches():
+    """The default batch fills 80 % of the free memory after the shared arrays, capped
+    by MAX_BATCH and the number of samples; a bad batch size is one clear error."""
+    from eventsnn.engine import cuda_batch
+    net, steps, x = random_case(1, "poisson")
+    sim = Simulator(net, timesteps=steps, seed=1, backend="cuda")
+    per = cuda_batch.sample_bytes(sim)
+    shared = sum(a.nbytes for g in (sim.topology, sim.params) for a in g if isinstance(a, np.ndarray))
+    free = int((shared + 10.5 * per) / cuda_batch.FREE_FRACTION)
+    assert cuda_batch.default_batch(sim, 100, free_bytes=free) == 10
+    assert cuda_batch.default_batch(sim, 4, free_bytes=free) == 4
+    assert cuda_batch.default_batch(sim, 10 ** 6, free_bytes=1 << 50) == cuda_batch.MAX_BATCH
+    assert cuda_batch.default_batch(sim, 100, free_bytes=0) == 1
+    assert cuda_batch.default_batch(sim, 3) == 3  # the simulator reports infinite free memory
+    from eventsnn import limits
+    with limits.memory_limit(3 * cuda_batch.host_bytes(sim)):
+        assert cuda_batch.default_batch(sim, 100, free_bytes=1 << 50) == 3  # the host's limit binds
+    assert per > 4 * sim.plan.n_neurons  # at least the potentials
+    xs = x[None]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(SimulationError, match="batch must be a positive integer"):
+            cuda_batch.run_samples(sim, xs, batch=bad)
+    with pytest.raises(SimulationError, match="checkpoints must lie"):
+        cuda_batch.run_samples(sim, xs, checkpoints=[steps + 1], batch=1)
+
+
+def test_batches_refuse_what_is_cpu_only():
+    from eventsnn.engine import cuda_batch
+    from eventsnn.learn.traces import SpikeTraces
+    net, steps, x = random_case(1, "poisson")
+    for layer in net.layers:
+        layer.bias = None
+    sim = Simulator(net, timesteps=steps, seed=1, backend="cuda", mode="continuous")
+    with pytest.raises(SimulationError, match="discrete time"):
+        cuda_batch.run_samples(sim, x[None], batch=1)
+    sim = Simulator(net, timesteps=steps, seed=1, backend="cuda")
+    sim.plug = SpikeTraces.for_simulator(sim, 2.0)
+    with pytest.raises(SimulationError, match="plug"):
+        cuda_batch.run_samples(sim, x[None], batch=1)
+
+
+def test_a_batch_too_large_for_the_device_is_one_clear_error(monkeypatch):
+    """Out of device memory while allocating a batch: a ResourceError naming the size."""
+    from eventsnn.engine import cuda_batch
+    from eventsnn.errors import ResourceError
+    net, steps, x = random_case(1, "poisson")
+    sim = Simulator(net, timesteps=steps, seed=1, backend="cuda")
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[2] Call to cuMemAlloc results in CUDA_ERROR_OUT_OF_MEMORY")
+    monkeypatch.setattr(cuda_backend.Engine, "__init__", no_memory)
+    with pytest.raises(ResourceError, match="a batch of 2 samples needs about .* smaller batch") as info:
+        cuda_batch.run_samples(sim, np.stack([x, x]), batch=2)
+    assert "\n" not in str(info.value)
