@@ -69,6 +69,13 @@ def ensure_packages() -> None:
             missing.append(dist)
     if not missing:
         return
+    if "numba" not in missing:
+        # no GPU at all: say that, not which package is missing (numba's own CUDA
+        # module answers without numba-cuda)
+        from numba import cuda as numba_cuda
+
+        if not numba_cuda.is_available():
+            sys.exit("no GPU for the CUDA backend: numba finds no CUDA device")
     wheels = sorted((ROOT / ".whl").glob("*.whl"))
     if not wheels:
         sys.exit(f"missing packages: {', '.join(missing)}; install them (pip install -e '.[cuda]') or put "
@@ -79,7 +86,8 @@ def ensure_packages() -> None:
     importlib.invalidate_caches()
 
 
-ensure_packages()
+if __name__ == "__main__":  # imported by the tests (runpy) only for its host parts
+    ensure_packages()
 
 import numpy as np  # noqa: E402
 from numba import cuda  # noqa: E402
