@@ -447,12 +447,16 @@ def _parse_sweep(text):
 @click.option("--format", "fmt", type=click.Choice(["auto", "onnx", "keras", "nir"]), default="auto",
               show_default=True, help="Model format.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Calibrate on N threads [default: every core this process may use]; "
+                   "the converted network does not depend on N.")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
 @_FORCE
 @_MAX_MEMORY
 def convert(model, output, calibration_path, calibration_samples, method, percentile, reset, decoding,
-            encoding, v_init, fold_pools, max_spikes, norm_timesteps, fmt, seed, as_json, no_progress, force):
+            encoding, v_init, fold_pools, max_spikes, norm_timesteps, fmt, seed, workers, as_json, no_progress,
+            force):
     """Convert a trained ReLU ANN (ONNX, Keras HDF5 or NIR) into a spiking network."""
     from eventsnn.convert import convert as convert_ann
     from eventsnn.convert import source_info
@@ -468,7 +472,7 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
         x = _match_input(data.x, ann.input_shape, calibration_path)
         kwargs = dict(labels=data.y, method=method, percentile=percentile, reset=reset, decoding=decoding,
                       encoding=encoding, norm_timesteps=norm_timesteps, seed=seed, v_init=v_init,
-                      fold_pools=fold_pools, max_spikes=max_spikes)
+                      fold_pools=fold_pools, max_spikes=max_spikes, workers=workers or _cores())
         if no_progress:
             net, report = convert_ann(ann, x, **kwargs)
         else:
