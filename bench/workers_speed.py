@@ -1,0 +1,280 @@
+#!/usr/bin/env python
+"""Samples per second with 1 and 2 workers, and what one shard costs: the numbers behind docs/SCALING.md.
+
+Measures, on this machine (wall clock and CPU time, with the load average
+before and after each measurement, since other jobs may share the cores):
+
+1. **GIL probe**: a pure-Python thread counts while the engine's kernel runs
+   one long sample in another thread; if the kernel released the GIL the
+   counter keeps going (its rate during the kernel over its rate alone).
+2. **Throughput** of ``run_sharded`` on the default network (T = 100) and on a
+   converted random VGG16 (32x32x3, average pools, ``tests/annbuild.py``,
+   T = 100): 1 thread, 2 threads, 2 forked processes (a ``multiprocessing``
+   pool over the same shards, for the mechanism choice) and a 2-process Dask
+   LocalCluster (its start-up timed apart). Best of ``--repeats``.
+3. **Per-shard overhead**: the same 64 samples in shards of 1 and of 64
+   samples (threads, and Dask): (t_1 - t_64) / (64 - 1) per shard.
+4. **Bytes per shard** (pickled, as Dask sends them): the network once, one
+   sample's input, one shard's result for S samples at T = 200 (VGG16).
+5. **Dask worker start-up**: LocalCluster start, and the first shard's extra
+   time (loading the compiled kernels from numba's cache) over a later one.
+
+Every merged result is checked against the 1-thread result (all counts and
+outputs equal) before its time is kept.
+
+Usage::
+
+    nice -n 10 python bench/workers_speed.py              # ~5 min on 2 idle cores
+    python bench/workers_speed.py --quick                 # smoke run, ~1 min
+
+Writes ``bench/results/workers_speed.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import pickle
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from machine import machine_info  # noqa: E402
+
+from eventsnn.convert import convert  # noqa: E402
+from eventsnn.data import path as shipped  # noqa: E402
+from eventsnn.datasets import load_dataset  # noqa: E402
+from eventsnn.engine.simulator import Simulator  # noqa: E402
+from eventsnn.io import load_network  # noqa: E402
+from eventsnn.parallel import run_sharded  # noqa: E402
+from eventsnn.parallel.shards import plan_shards  # noqa: E402
+from eventsnn.results import RunResult, _run_rows, run_dataset  # noqa: E402
+
+FIELDS = ("predictions", "outputs", "spikes", "syn_ops", "updates", "spikes_per_step", "syn_ops_per_step",
+          "updates_per_step", "indices")
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process and its waited-for children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def check_same(a: RunResult, b: RunResult, what: str) -> None:
+    for key in FIELDS:
+        if not np.array_equal(getattr(a, key), getattr(b, key)):
+            raise SystemExit(f"{what}: field {key} differs from the 1-thread run")
+
+
+def gil_probe(net, x) -> dict:
+    sim = Simulator(net, timesteps=3000, order="layer")
+    sim.reset(x[0])
+    sim.run()
+    count, go = [0], [True]
+
+    def spin():
+        while go[0]:
+            count[0] += 1
+
+    th = threading.Thread(target=spin)
+    th.start()
+    time.sleep(0.3)
+    c0, t0 = count[0], time.perf_counter()
+    time.sleep(1.0)
+    alone = (count[0] - c0) / (time.perf_counter() - t0)
+    sim.reset(x[1])
+    c0, t0 = count[0], time.perf_counter()
+    sim.run()
+    kernel_s = time.perf_counter() - t0
+    during = (count[0] - c0) / kernel_s
+    go[0] = False
+    th.join()
+    return {"kernel_s": kernel_s, "python_thread_rate_alone": alone, "python_thread_rate_during_kernel": during,
+            "ratio": during / alone, "gil_released": during > 0.2 * alone,
+            "loadavg": list(os.getloadavg())}
+
+
+# -- forked processes over the same shards (for the mechanism comparison only) ---------------
+_NET = _X = _Y = _KW = None
+
+
+def _init(net, x, y, kw):
+    global _NET, _X, _Y, _KW
+    _NET, _X, _Y, _KW = net, x, y, kw
+
+
+def _proc_shard(ab):
+    rows = np.arange(*ab, dtype=np.int64)
+    return _run_rows(_NET, _X, _Y, rows, rows, **_KW)
+
+
+def run_processes(net, x, y, workers, shard_size, kw):
+    ctx = mp.get_context("fork")
+    shards = plan_shards(x.shape[0], shard_size)
+    with ctx.Pool(workers, initializer=_init, initargs=(net, x, y, kw)) as pool:
+        return RunResult.merge(pool.map(_proc_shard, shards, chunksize=1))
+
+
+def timed(fn, repeats):
+    """(best wall s, CPU s of that repeat, load before, load after, last result)."""
+    best = None
+    for _ in range(repeats):
+        load0 = list(os.getloadavg())
+        c0, t0 = cpu_s(), time.perf_counter()
+        out = fn()
+        wall, cpu = time.perf_counter() - t0, cpu_s() - c0
+        if best is None or wall < best[0]:
+            best = (wall, cpu, load0, list(os.getloadavg()), out)
+    return best
+
+
+def throughput(name, net, x, y, kw, repeats, dask_client, log) -> dict:
+    n = x.shape[0]
+    ref = run_dataset(net, x[:2], None if y is None else y[:2], **kw)  # loads the kernels; not timed
+    entry = {"samples": n, "timesteps": kw["timesteps"], "runs": {}}
+    size = max(1, -(-n // 8))  # 8 shards: 4 per worker at 2 workers
+    base = None
+    cases = [("threads_1", lambda: run_sharded(net, x, y, workers=1, shard_size=size, **kw)),
+             ("threads_2", lambda: run_sharded(net, x, y, workers=2, shard_size=size, **kw)),
+             ("processes_2_fork", lambda: run_processes(net, x, y, 2, size, kw))]
+    if dask_client is not None:
+        cases.append(("dask_2", lambda: run_sharded(net, x, y, client=dask_client, shard_size=size, **kw)))
+    for label, fn in cases:
+        wall, cpu, l0, l1, out = timed(fn, repeats)
+        if base is None:
+            base = out
+        check_same(base, out, f"{name} {label}")
+        # cpu_s: this process and its joined children (the fork pool); Dask's worker processes are not counted
+        entry["runs"][label] = {"wall_s": wall, "cpu_s": cpu, "samples_per_s": n / wall,
+                                "cpu_s_per_sample": cpu / n, "loadavg_before": l0, "loadavg_after": l1}
+        log(f"  {name:12s} {label:17s} {n / wall:8.2f} samples/s  wall {wall:6.2f} s  cpu {cpu:6.2f} s  "
+            f"load {l0[0]:.2f} -> {l1[0]:.2f}")
+    one = entry["runs"]["threads_1"]["samples_per_s"]
+    for label, r in entry["runs"].items():
+        r["speedup_vs_threads_1"] = r["samples_per_s"] / one
+    del ref
+    return entry
+
+
+def shard_overhead(net, x, y, kw, dask_client, repeats, log) -> dict:
+    n = x.shape[0]
+    out = {"samples": n, "timesteps": kw["timesteps"]}
+    run_dataset(net, x[:2], y[:2], **kw)
+    for label, client in (("threads_1", None), ("dask_2", dask_client)):
+        if label == "dask_2" and client is None:
+            continue
+        w = 1 if client is None else None
+        t_small = timed(lambda: run_sharded(net, x, y, workers=w, client=client, shard_size=1, **kw), repeats)[0]
+        t_big = timed(lambda: run_sharded(net, x, y, workers=w, client=client, shard_size=n, **kw), repeats)[0]
+        workers = 1 if client is None else 2
+        # per shard, in worker time: the n - 1 extra shards cost (t_small - t_big) * workers
+        per = (t_small - t_big) * workers / (n - 1)
+        out[label] = {"wall_shards_of_1_s": t_small, "wall_one_shard_s": t_big, "overhead_per_shard_s": per}
+        log(f"  shard overhead {label}: {1000 * per:.2f} ms per shard "
+            f"({n} shards of 1: {t_small:.2f} s; 1 shard of {n}: {t_big:.2f} s)")
+    return out
+
+
+def build_vgg16(log):
+    from annbuild import vgg16
+
+    graph = vgg16((32, 32, 3), classes=10, dense=512, pool="avgpool2d", seed=0)
+    rng = np.random.default_rng(1)
+    calib = rng.random((8, 32, 32, 3), dtype=np.float32)
+    t0 = time.perf_counter()
+    net, _ = convert(graph, calib, method="percentile", workers=2)
+    log(f"  VGG16 32x32 avgpool converted in {time.perf_counter() - t0:.1f} s (8 random calibration images)")
+    return net, rng
+
+
+def bytes_per_shard(vgg, x, kw200, log) -> dict:
+    net_blob = len(pickle.dumps(vgg, protocol=4))
+    res = run_dataset(vgg, x[:2], None, **kw200)
+    one_result = len(pickle.dumps(res, protocol=4))
+    res1 = run_dataset(vgg, x[:1], None, **kw200)
+    per_sample_result = one_result - len(pickle.dumps(res1, protocol=4))
+    out = {"network_pickle_bytes": net_blob, "input_bytes_per_sample": int(x[0].nbytes),
+           "result_bytes_2_samples": one_result, "result_bytes_per_extra_sample": per_sample_result,
+           "result_fixed_bytes": one_result - 2 * per_sample_result, "timesteps": kw200["timesteps"],
+           "seconds_per_sample_T200": float(np.mean(res.seconds)),
+           "loadavg": list(os.getloadavg())}
+    log(f"  VGG16: network {net_blob / 1e6:.1f} MB once; per sample {x[0].nbytes} B in, "
+        f"{per_sample_result} B out; {out['result_fixed_bytes']} B fixed per shard (T = 200); "
+        f"{out['seconds_per_sample_T200']:.2f} s/sample at T = 200")
+    return out
+
+
+def dask_startup(net, x, y, kw, log):
+    from eventsnn.parallel.dask_runner import start_client
+
+    t0 = time.perf_counter()
+    client = start_client(workers=2)
+    start = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run_sharded(net, x[:2], y[:2], client=client, shard_size=1, **kw)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run_sharded(net, x[:2], y[:2], client=client, shard_size=1, **kw)
+    later = time.perf_counter() - t0
+    log(f"  Dask LocalCluster(2) start {start:.2f} s; first 2 one-sample shards {first:.2f} s, again {later:.2f} s")
+    return client, {"cluster_start_s": start, "first_call_s": first, "later_call_s": later,
+                    "first_call_extra_s": first - later}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "workers_speed.json"))
+    args = ap.parse_args(argv)
+    log = print
+    doc = {"machine": machine_info(), "settings": vars(args)}
+    net = load_network(shipped("default_net.h5"))
+    n_default = 64 if args.quick else 400
+    data = load_dataset(shipped("fashion-mnist-sample.npz"), limit=n_default)
+    kw = dict(timesteps=100)
+    log("GIL probe")
+    doc["gil_probe"] = gil_probe(net, data.x)
+    log(f"  python thread during the kernel runs at {doc['gil_probe']['ratio']:.2f} of its solo rate "
+        f"-> GIL released: {doc['gil_probe']['gil_released']}")
+    client = None
+    if not args.no_dask:
+        try:
+            client, doc["dask_startup"] = dask_startup(net, data.x, data.y, kw, log)
+        except Exception as exc:  # no Dask here: the rest still runs
+            log(f"  Dask not measured ({exc})")
+    log("throughput")
+    doc["default_net"] = throughput("default net", net, data.x, data.y, kw, args.repeats, client, log)
+    vgg, rng = build_vgg16(log)
+    n_vgg = 4 if args.quick else 8
+    xv = rng.random((n_vgg, 32, 32, 3), dtype=np.float32)
+    doc["vgg16_32x32_avgpool"] = throughput("VGG16 32x32", vgg, xv, None, dict(timesteps=100 if not args.quick
+                                                                                else 20),
+                                            1 if args.quick else args.repeats, client, log)
+    log("per-shard overhead (default net, 64 samples)")
+    doc["shard_overhead"] = shard_overhead(net, data.x[:64], data.y[:64], kw, client, args.repeats, log)
+    log("bytes per shard")
+    doc["bytes"] = bytes_per_shard(vgg, xv, dict(timesteps=200 if not args.quick else 20), log)
+    if client is not None:
+        from eventsnn.parallel.dask_runner import close_client
+        close_client(client)
+    doc["machine"]["loadavg_end"] = list(os.getloadavg())
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(doc, f, indent=1)
+    log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
