@@ -105,7 +105,7 @@ def _interrupted(shards, results, store, n, exc) -> str:
 
 def _run_threads(network, x, y, todo, workers, run_kwargs, finished) -> None:
     """Shards on ``workers`` threads; ``finished(a, b, result)`` in this thread as each completes."""
-    from ..results import _run_rows
+    from .. import results
 
     stop = threading.Event()
 
@@ -114,8 +114,8 @@ def _run_threads(network, x, y, todo, workers, run_kwargs, finished) -> None:
             raise _Stopped()
 
     def task(a, b):
-        rows = np.arange(a, b, dtype=np.int64)
-        return _run_rows(network, x, y, rows, rows, progress=check, **run_kwargs)
+        return results.run_dataset(network, x, y, indices=np.arange(a, b, dtype=np.int64), progress=check,
+                                   **run_kwargs)
 
     pool = ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="eventsnn-shard")
     futures = {}
