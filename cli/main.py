@@ -246,9 +246,6 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
     if result.accuracy is not None:
         lines.append(("accuracy", f"{100 * result.accuracy:.2f} %"))
     lines.append(("time/sample", f"{1000 * summary['seconds_per_sample']:.3f} ms"))
-    if parallel.get("how"):
-        lines.append(("workers", f"{parallel['how']}, {parallel['shards']} shards, "
-                                 f"{result.samples / parallel['wall']:.1f} samples/s overall"))
     if output is not None:
         lines.append(("results", output))
     width = max(len(k) for k, _ in lines)
@@ -395,7 +392,7 @@ def _run_shards(net, x, y, kwargs, parallel, client, store, no_progress):
         return run_sharded(net, x, y, **run)
     from eventsnn.progress import Progress
 
-    with Progress(n, "Simulating", rate=True) as bar:
+    with Progress(n, f"Simulating ({parallel['how']}, {parallel['shards']} shards)", rate=True) as bar:
         return run_sharded(net, x, y, progress=bar.update, **run)
 
 

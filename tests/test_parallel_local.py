@@ -177,7 +177,7 @@ def test_cli_progress_shows_samples_per_second(tmp_path):
     os.chdir(tmp_path)
     r = invoke(["run", "--samples", 8, "--timesteps", 10, "--workers", 2, "--shard-size", 2])
     assert r.exit_code == 0
-    assert "samples/s" in r.stderr and "workers      2 threads, 4 shards" in r.output
+    assert "Simulating (2 threads, 4 shards): 8/8 (100 %)" in r.stderr and "samples/s" in r.stderr
 
 
 @pytest.mark.slow
