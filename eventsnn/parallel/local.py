@@ -79,10 +79,27 @@ def run_sharded(network, x, y=None, *, workers: int | None = None, client=None, 
                 from .dask_runner import run_on_client
                 run_on_client(client, network, x, y, todo, run_kwargs, finished)
             else:
-                _run_threads(network, x, y, todo, int(workers), run_kwargs, finished)
+                workers = _fit_in_memory(network, x, int(workers), shards[0][1] - shards[0][0], run_kwargs)
+                _run_threads(network, x, y, todo, workers, run_kwargs, finished)
         except (KeyboardInterrupt, RunInterrupted) as exc:
             raise RunInterrupted(_interrupted(shards, results, store, n, exc)) from None
     return RunResult.merge([results[s] for s in shards])
+
+
+def _fit_in_memory(network, x, workers: int, shard_size: int, run_kwargs) -> int:
+    """At most as many threads as concurrent shards fit in the memory limit (each holds a Simulator)."""
+    from .. import limits
+    from ..network import Network
+
+    timesteps = run_kwargs.get("timesteps", 100)
+    if workers <= 1 or not isinstance(network, Network) or not isinstance(timesteps, (int, np.integer)):
+        return workers
+    try:
+        per = sum(limits.run_items(network, int(timesteps), shard_size, len(run_kwargs.get("checkpoints") or ())).values())
+    except Exception:  # a network the engine refuses: the shard itself reports it
+        return workers
+    room = limits.max_memory() - x.nbytes
+    return int(max(1, min(workers, room // max(per, 1))))
 
 
 def _dask_workers(client) -> int:
