@@ -231,14 +231,73 @@ def dask_startup(net, x, y, kw, log):
                     "first_call_extra_s": first - later}
 
 
+def scaling_model(doc: dict, nodes: int = 100, cores: int = 2, images: int = 50_000, bandwidth: float = 125e6,
+                  per_task_scheduler_s: float = 1e-3) -> dict:
+    """A COMPUTED ESTIMATE (not a measurement): VGG16 (32x32, T = 200) over ``images`` on ``nodes``
+    machines of ``cores`` single-threaded Dask workers, from this machine's measured numbers.
+
+    wall ~= start + network broadcast + rounds * (S * t_sample + overhead) + shards * scheduler cost,
+    with S = ceil(images / (4 * workers)) samples per shard (the CLI's default, at most 256),
+    rounds = ceil(shards / workers), t_sample the measured seconds per sample at T = 200 on one
+    core here, overhead the measured Dask per-shard overhead, bytes from the measured pickles.
+    Assumed, not measured: ``bandwidth`` (1 Gbit/s per node), the scheduler's cost per task
+    (1 ms, Dask's documented order of magnitude), cores like this machine's.
+    """
+    import math
+
+    b = doc["bytes"]
+    workers = nodes * cores
+    t_sample = b["seconds_per_sample_T200"]
+    overhead = doc.get("shard_overhead", {}).get("dask_2", {}).get("overhead_per_shard_s",
+                                                                    doc["shard_overhead"]["threads_1"]["overhead_per_shard_s"])
+    start = doc.get("dask_startup", {}).get("first_call_extra_s", 0.0) + doc.get("dask_startup", {}).get("cluster_start_s", 0.0)
+    size = max(1, min(256, math.ceil(images / (4 * workers))))
+    shards = math.ceil(images / size)
+    rounds = math.ceil(shards / workers)
+    in_bytes = size * b["input_bytes_per_sample"]
+    out_bytes = b["result_fixed_bytes"] + size * b["result_bytes_per_extra_sample"]
+    net_bytes = b["network_pickle_bytes"]
+    # the network reaches each node once; worst case all from one source at ``bandwidth``
+    broadcast_best = net_bytes / bandwidth
+    broadcast_worst = nodes * net_bytes / bandwidth
+    compute = rounds * (size * t_sample + overhead)
+    scheduler = shards * per_task_scheduler_s
+    ideal = images * t_sample / workers
+    wall = start + broadcast_best + compute + scheduler
+    return {"label": "computed estimate, not a measurement",
+            "assumed": {"nodes": nodes, "cores_per_node": cores, "images": images,
+                        "bandwidth_bytes_per_s_per_node": bandwidth, "scheduler_s_per_task": per_task_scheduler_s},
+            "measured_inputs": {"seconds_per_sample_T200": t_sample, "overhead_per_shard_s": overhead,
+                                "worker_start_s": start, "network_bytes": net_bytes,
+                                "input_bytes_per_sample": b["input_bytes_per_sample"],
+                                "result_bytes_per_shard": out_bytes},
+            "workers": workers, "shard_size": size, "shards": shards, "rounds": rounds,
+            "bytes_in_per_shard": in_bytes, "bytes_out_per_shard": out_bytes,
+            "total_bytes_moved": nodes * net_bytes + shards * (in_bytes + out_bytes),
+            "broadcast_s_best": broadcast_best, "broadcast_s_worst": broadcast_worst,
+            "compute_s": compute, "scheduler_s": scheduler, "wall_s": wall,
+            "wall_s_worst_broadcast": wall - broadcast_best + broadcast_worst,
+            "ideal_s": ideal, "efficiency": ideal / wall}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--no-dask", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "workers_speed.json"))
+    ap.add_argument("--model-only", action="store_true",
+                    help="only (re)compute the scaling model from the JSON at --out")
     args = ap.parse_args(argv)
     log = print
+    if args.model_only:
+        with open(args.out) as f:
+            doc = json.load(f)
+        doc["scaling_model"] = scaling_model(doc)
+        with open(args.out, "w") as f:
+            json.dump(doc, f, indent=1)
+        log(json.dumps(doc["scaling_model"], indent=1))
+        return
     doc = {"machine": machine_info(), "settings": vars(args)}
     net = load_network(shipped("default_net.h5"))
     n_default = 64 if args.quick else 400
@@ -270,6 +329,8 @@ def main(argv=None):
         from eventsnn.parallel.dask_runner import close_client
         close_client(client)
     doc["machine"]["loadavg_end"] = list(os.getloadavg())
+    doc["scaling_model"] = scaling_model(doc)
+    log(f"scaling model (computed estimate): {json.dumps(doc['scaling_model'])}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=1)
