@@ -185,7 +185,9 @@ def shard_overhead(net, x, y, kw, dask_client, repeats, log) -> dict:
     return out
 
 
-def build_vgg16(log):
+def build_vgg16(log, calib_images=0):
+    """The converted VGG16 (8 calibration images), and with ``calib_images`` the calibration timed
+    on 1 and 2 threads (batches of 32: the same networks either way, checked)."""
     from annbuild import vgg16
 
     graph = vgg16((32, 32, 3), classes=10, dense=512, pool="avgpool2d", seed=0)
@@ -194,7 +196,24 @@ def build_vgg16(log):
     t0 = time.perf_counter()
     net, _ = convert(graph, calib, method="percentile", workers=2)
     log(f"  VGG16 32x32 avgpool converted in {time.perf_counter() - t0:.1f} s (8 random calibration images)")
-    return net, rng
+    timing = {}
+    if calib_images:
+        many = rng.random((calib_images, 32, 32, 3), dtype=np.float32)
+        nets = {}
+        for w in (1, 2):
+            load0 = list(os.getloadavg())
+            c0, t0 = cpu_s(), time.perf_counter()
+            nets[w], _ = convert(graph, many, method="percentile", workers=w)
+            timing[f"workers_{w}"] = {"wall_s": time.perf_counter() - t0, "cpu_s": cpu_s() - c0,
+                                      "loadavg_before": load0, "loadavg_after": list(os.getloadavg())}
+            log(f"  calibration of {calib_images} images, {w} thread(s): {timing[f'workers_{w}']['wall_s']:.1f} s "
+                f"(load {load0[0]:.2f})")
+        for a, b in zip(nets[1].layers, nets[2].layers):
+            if a.weight is not None and not np.array_equal(a.weight, b.weight):
+                raise SystemExit(f"calibration on 2 threads gave other weights in {a.name}")
+        timing["images"] = calib_images
+        timing["speedup"] = timing["workers_1"]["wall_s"] / timing["workers_2"]["wall_s"]
+    return net, rng, timing
 
 
 def bytes_per_shard(vgg, x, kw200, log) -> dict:
@@ -285,6 +304,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--calib-images", type=int, default=64, help="VGG16 calibration images timed on 1 and 2 threads")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "workers_speed.json"))
     ap.add_argument("--model-only", action="store_true",
                     help="only (re)compute the scaling model from the JSON at --out")
@@ -315,7 +335,7 @@ def main(argv=None):
             log(f"  Dask not measured ({exc})")
     log("throughput")
     doc["default_net"] = throughput("default net", net, data.x, data.y, kw, args.repeats, client, log)
-    vgg, rng = build_vgg16(log)
+    vgg, rng, doc["calibration"] = build_vgg16(log, 0 if args.quick else args.calib_images)
     n_vgg = 4 if args.quick else 8
     xv = rng.random((n_vgg, 32, 32, 3), dtype=np.float32)
     doc["vgg16_32x32_avgpool"] = throughput("VGG16 32x32", vgg, xv, None, dict(timesteps=100 if not args.quick

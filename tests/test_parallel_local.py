@@ -213,3 +213,13 @@ def test_cli_ctrl_c_keeps_finished_shards_and_resume_completes_them(tmp_path):
     for key in a:
         if key != "seconds":
             assert np.array_equal(a[key], b[key]), key
+
+
+def test_cli_energy_report_on_two_workers_equals_one(tmp_path):
+    os.chdir(tmp_path)
+    docs = []
+    for w in (1, 2):
+        r = invoke(["energy-report", "--samples", 6, "--timesteps", 10, "--workers", w, "--shard-size", 2, "--json"])
+        assert r.exit_code == 0, r.stderr
+        docs.append(r.stdout)
+    assert docs[0] == docs[1]
