@@ -265,7 +265,7 @@ class ActivationStats:
     maxima, and the kept activations of each sample in sample order, so the
     percentile of the merged set is that of one pass over all samples. Kept
     activations are all of them while a layer has at most ``_SAMPLE_CAP``
-    (2**24) over the whole set: the percentile is then exact. Beyond that each
+    (2^24) over the whole set: the percentile is then exact. Beyond that each
     is kept with probability p = cap / (neurons * samples), drawn from a
     generator seeded by (seed, sample index) (so the draw never depends on the
     shard that holds the sample): a uniform random sample of m activations,

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import pickle
 import uuid
+import warnings
 
 import numpy as np
 
@@ -78,7 +79,11 @@ def run_on_client(client, network, x, y, todo, run_kwargs, finished) -> None:
     distributed = require_distributed()
     blob = pickle.dumps(network, protocol=4)
     run = uuid.uuid4().hex[:12]
-    net = client.submit(_network, blob, key=f"eventsnn-network-{hashlib.sha256(blob).hexdigest()[:16]}-{run}")
+    with warnings.catch_warnings():
+        # a large network travels once, inside its task: Dask's "large graph" advice (scatter it)
+        # would make it data that dies with its worker
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        net = client.submit(_network, blob, key=f"eventsnn-network-{hashlib.sha256(blob).hexdigest()[:16]}-{run}")
     futures = {}
     try:
         for a, b in todo:
