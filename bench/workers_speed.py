@@ -276,9 +276,11 @@ def scaling_model(doc: dict, nodes: int = 100, cores: int = 2, images: int = 50_
     in_bytes = size * b["input_bytes_per_sample"]
     out_bytes = b["result_fixed_bytes"] + size * b["result_bytes_per_extra_sample"]
     net_bytes = b["network_pickle_bytes"]
-    # the network reaches each node once; worst case all from one source at ``bandwidth``
-    broadcast_best = net_bytes / bandwidth
-    broadcast_worst = nodes * net_bytes / bandwidth
+    # every worker process holds its own copy of the network (``cores`` per node); best case the
+    # copies spread peer to peer (each node receives its ``cores`` copies at ``bandwidth``), worst
+    # case all leave one machine at ``bandwidth``
+    broadcast_best = cores * net_bytes / bandwidth
+    broadcast_worst = workers * net_bytes / bandwidth
     compute = rounds * (size * t_sample + overhead)
     scheduler = shards * per_task_scheduler_s
     ideal = images * t_sample / workers
@@ -292,11 +294,76 @@ def scaling_model(doc: dict, nodes: int = 100, cores: int = 2, images: int = 50_
                                 "result_bytes_per_shard": out_bytes},
             "workers": workers, "shard_size": size, "shards": shards, "rounds": rounds,
             "bytes_in_per_shard": in_bytes, "bytes_out_per_shard": out_bytes,
-            "total_bytes_moved": nodes * net_bytes + shards * (in_bytes + out_bytes),
+            "network_bytes_moved": workers * net_bytes, "shard_bytes_moved": shards * (in_bytes + out_bytes),
+            "total_bytes_moved": workers * net_bytes + shards * (in_bytes + out_bytes),
             "broadcast_s_best": broadcast_best, "broadcast_s_worst": broadcast_worst,
             "compute_s": compute, "scheduler_s": scheduler, "wall_s": wall,
             "wall_s_worst_broadcast": wall - broadcast_best + broadcast_worst,
             "ideal_s": ideal, "efficiency": ideal / wall}
+
+
+def report(doc: dict) -> str:
+    """Markdown tables (BENCHMARKS.md section 8, docs/SCALING.md) from the JSON."""
+    m = doc["machine"]
+    out = [f"{m['date']}, git {m['git_commit'][:7]}, {m['cpu_model']}, {m['logical_cpus']} CPUs; "
+           f"load average {m['loadavg_start'][0]:.2f} at the start, {m.get('loadavg_end', [float('nan')])[0]:.2f} "
+           "at the end", ""]
+    g = doc["gil_probe"]
+    out += [f"GIL probe: a Python thread counts at {g['ratio']:.2f} of its solo rate while the kernel runs a "
+            f"{g['kernel_s']:.1f} s sample in another thread (GIL released: {g['gil_released']}).", ""]
+    out += ["| net | samples | T | workers | samples/s | speed-up | wall s | CPU s (this process) | load before → after |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for key, name in (("default_net", "default net"), ("vgg16_32x32_avgpool", "VGG16 32×32 avg")):
+        e = doc.get(key)
+        if not e:
+            continue
+        for label, r in e["runs"].items():
+            cpu = "–" if label.startswith("dask") else f"{r['cpu_s']:.2f}"
+            out.append(f"| {name} | {e['samples']} | {e['timesteps']} | {label.replace('_', ' ')} | "
+                       f"{r['samples_per_s']:.2f} | {r['speedup_vs_threads_1']:.2f}× | {r['wall_s']:.2f} | {cpu} | "
+                       f"{r['loadavg_before'][0]:.1f} → {r['loadavg_after'][0]:.1f} |")
+    c = doc.get("calibration") or {}
+    if c:
+        out += ["", f"Calibration of VGG16 on {c['images']} images: 1 thread {c['workers_1']['wall_s']:.1f} s, "
+                f"2 threads {c['workers_2']['wall_s']:.1f} s ({c['speedup']:.2f}×; load "
+                f"{c['workers_1']['loadavg_before'][0]:.1f}), identical networks."]
+    so = doc["shard_overhead"]
+    out += ["", f"Per-shard overhead ({so['samples']} samples of the default net, T = {so['timesteps']}, shards of 1 "
+            f"against one shard): " + "; ".join(f"{k.replace('_', ' ')} {1000 * v['overhead_per_shard_s']:.1f} ms"
+                                               for k, v in so.items() if isinstance(v, dict)) + "."]
+    b = doc["bytes"]
+    out += [f"Bytes (pickled, as Dask moves them), converted VGG16 32×32 at T = {b['timesteps']}: network "
+            f"{b['network_pickle_bytes'] / 1e6:.1f} MB once per worker; per sample {b['input_bytes_per_sample']:,} B "
+            f"in and {b['result_bytes_per_extra_sample']:,} B out; {b['result_fixed_bytes']:,} B fixed per shard "
+            f"result (per-step counts); {b['seconds_per_sample_T200']:.2f} s per sample at T = 200 on one core "
+            f"(load {b['loadavg'][0]:.1f})."]
+    if "dask_startup" in doc:
+        d = doc["dask_startup"]
+        out += [f"Dask LocalCluster(2) start {d['cluster_start_s']:.2f} s; a worker's first shard takes "
+                f"{d['first_call_extra_s']:.2f} s more than later ones (importing eventsnn, loading the kernels "
+                "from numba's cache)."]
+    sm = doc.get("scaling_model")
+    if sm:
+        a, mi = sm["assumed"], sm["measured_inputs"]
+        out += ["", f"**Computed estimate** (not a measurement): {a['images']:,} images, converted VGG16 32×32, "
+                f"T = 200, {a['nodes']} machines × {a['cores_per_node']} single-threaded Dask workers = "
+                f"{sm['workers']} workers; shards of {sm['shard_size']} samples ({sm['shards']} shards, "
+                f"{sm['rounds']} rounds).",
+                "",
+                "| term | value |", "|---|---|",
+                f"| compute: rounds × (S × {mi['seconds_per_sample_T200']:.2f} s + {mi['overhead_per_shard_s'] * 1000:.0f} ms) | "
+                f"{sm['compute_s']:.0f} s |",
+                f"| worker start + first-shard kernel load (measured here) | {mi['worker_start_s']:.1f} s |",
+                f"| network to every worker ({mi['network_bytes'] / 1e6:.0f} MB each; best / worst) | "
+                f"{sm['broadcast_s_best']:.1f} s / {sm['broadcast_s_worst']:.0f} s |",
+                f"| scheduler ({sm['shards']} tasks × {a['scheduler_s_per_task'] * 1000:.0f} ms, assumed) | "
+                f"{sm['scheduler_s']:.1f} s |",
+                f"| **wall time** (best / worst broadcast) | **{sm['wall_s']:.0f} s / {sm['wall_s_worst_broadcast']:.0f} s** |",
+                f"| ideal (images × t / workers) | {sm['ideal_s']:.0f} s (efficiency {100 * sm['efficiency']:.1f} %) |",
+                f"| bytes per shard in / out | {sm['bytes_in_per_shard'] / 1e3:.0f} kB / {sm['bytes_out_per_shard'] / 1e3:.0f} kB |",
+                f"| bytes moved in all: network copies + shards | {sm['network_bytes_moved'] / 1e9:.1f} GB + "
+                f"{sm['shard_bytes_moved'] / 1e9:.2f} GB |"]
+    return "\n".join(out)
 
 
 def main(argv=None):
@@ -308,8 +375,13 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "workers_speed.json"))
     ap.add_argument("--model-only", action="store_true",
                     help="only (re)compute the scaling model from the JSON at --out")
+    ap.add_argument("--report", action="store_true", help="print markdown tables from the JSON at --out")
     args = ap.parse_args(argv)
     log = print
+    if args.report:
+        with open(args.out) as f:
+            print(report(json.load(f)))
+        return
     if args.model_only:
         with open(args.out) as f:
             doc = json.load(f)
