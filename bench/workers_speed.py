@@ -14,7 +14,7 @@ before and after each measurement, since other jobs may share the cores):
    LocalCluster (its start-up timed apart). Best of ``--repeats``.
 3. **Per-shard overhead**: the same 64 samples in shards of 1 and of 64
    samples (threads, and Dask): (t_1 - t_64) / (64 - 1) per shard.
-4. **Bytes per shard** (pickled, as Dask sends them): the network once, one
+4. **Bytes per shard** (as Dask serialises them): the network once, one
    sample's input, one shard's result for S samples at T = 200 (VGG16).
 5. **Dask worker start-up**: LocalCluster start, and the first shard's extra
    time (loading the compiled kernels from numba's cache) over a later one.
@@ -36,7 +36,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import pickle
 import resource
 import sys
 import threading
@@ -216,13 +215,27 @@ def build_vgg16(log, calib_images=0):
     return net, rng, timing
 
 
+def wire_bytes(obj) -> int:
+    """Bytes Dask sends for ``obj`` (distributed.protocol.serialize_bytes); without Dask, the bytes
+    of its arrays (a lower bound)."""
+    try:
+        from distributed.protocol import serialize_bytes
+        return len(serialize_bytes(obj))
+    except ImportError:
+        import dataclasses
+        total = 0
+        for value in (dataclasses.asdict(obj).values() if dataclasses.is_dataclass(obj) else [obj]):
+            total += getattr(value, "nbytes", 0)
+        return total
+
+
 def bytes_per_shard(vgg, x, kw200, log) -> dict:
-    net_blob = len(pickle.dumps(vgg, protocol=4))
+    net_blob = wire_bytes(vgg)
     res = run_dataset(vgg, x[:2], None, **kw200)
-    one_result = len(pickle.dumps(res, protocol=4))
+    one_result = wire_bytes(res)
     res1 = run_dataset(vgg, x[:1], None, **kw200)
-    per_sample_result = one_result - len(pickle.dumps(res1, protocol=4))
-    out = {"network_pickle_bytes": net_blob, "input_bytes_per_sample": int(x[0].nbytes),
+    per_sample_result = one_result - wire_bytes(res1)
+    out = {"network_bytes": net_blob, "input_bytes_per_sample": int(x[0].nbytes),
            "result_bytes_2_samples": one_result, "result_bytes_per_extra_sample": per_sample_result,
            "result_fixed_bytes": one_result - 2 * per_sample_result, "timesteps": kw200["timesteps"],
            "seconds_per_sample_T200": float(np.mean(res.seconds)),
@@ -258,7 +271,7 @@ def scaling_model(doc: dict, nodes: int = 100, cores: int = 2, images: int = 50_
     wall ~= start + network broadcast + rounds * (S * t_sample + overhead) + shards * scheduler cost,
     with S = ceil(images / (4 * workers)) samples per shard (the CLI's default, at most 256),
     rounds = ceil(shards / workers), t_sample the measured seconds per sample at T = 200 on one
-    core here, overhead the measured Dask per-shard overhead, bytes from the measured pickles.
+    core here, overhead the measured Dask per-shard overhead, bytes as Dask serialises them.
     Assumed, not measured: ``bandwidth`` (1 Gbit/s per node), the scheduler's cost per task
     (1 ms, Dask's documented order of magnitude), cores like this machine's.
     """
@@ -275,7 +288,7 @@ def scaling_model(doc: dict, nodes: int = 100, cores: int = 2, images: int = 50_
     rounds = math.ceil(shards / workers)
     in_bytes = size * b["input_bytes_per_sample"]
     out_bytes = b["result_fixed_bytes"] + size * b["result_bytes_per_extra_sample"]
-    net_bytes = b["network_pickle_bytes"]
+    net_bytes = b["network_bytes"]
     # every worker process holds its own copy of the network (``cores`` per node); best case the
     # copies spread peer to peer (each node receives its ``cores`` copies at ``bandwidth``), worst
     # case all leave one machine at ``bandwidth``
@@ -332,8 +345,8 @@ def report(doc: dict) -> str:
             f"against one shard): " + "; ".join(f"{k.replace('_', ' ')} {1000 * v['overhead_per_shard_s']:.1f} ms"
                                                for k, v in so.items() if isinstance(v, dict)) + "."]
     b = doc["bytes"]
-    out += [f"Bytes (pickled, as Dask moves them), converted VGG16 32×32 at T = {b['timesteps']}: network "
-            f"{b['network_pickle_bytes'] / 1e6:.1f} MB once per worker; per sample {b['input_bytes_per_sample']:,} B "
+    out += [f"Bytes (as Dask serialises them), converted VGG16 32×32 at T = {b['timesteps']}: network "
+            f"{b['network_bytes'] / 1e6:.1f} MB once per worker; per sample {b['input_bytes_per_sample']:,} B "
             f"in and {b['result_bytes_per_extra_sample']:,} B out; {b['result_fixed_bytes']:,} B fixed per shard "
             f"result (per-step counts); {b['seconds_per_sample_T200']:.2f} s per sample at T = 200 on one core "
             f"(load {b['loadavg'][0]:.1f})."]

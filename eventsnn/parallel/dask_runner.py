@@ -3,8 +3,9 @@
 Dask is optional (``pip install 'eventsnn[dask]'``); everything here imports it
 lazily and says in one line how to install it when it is missing.
 
-What travels: the network once per cluster as a *task* that unpickles it
-(:func:`_network`), so a worker that dies takes no irreplaceable data with it:
+What travels: the network once per run as a *task* that returns it
+(:func:`_network`; Dask serialises the task), so a worker that dies takes no
+irreplaceable data with it:
 Dask recomputes the network on another worker and reschedules the shards that
 were running on the dead one. Then per shard: its samples (and labels) out,
 one :class:`~eventsnn.results.RunResult` back (a few kB: per-sample counts and
@@ -13,9 +14,7 @@ outputs, per-step counts). Workers need eventsnn installed (the same version).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import pickle
 import uuid
 import warnings
 
@@ -61,9 +60,9 @@ def close_client(client) -> None:
         cluster.close()
 
 
-def _network(blob: bytes):
-    """The network, unpickled on a worker (a task, so Dask can recompute it if its worker dies)."""
-    return pickle.loads(blob)
+def _network(network):
+    """The network, as a task's result (so Dask can recompute it if the worker holding it dies)."""
+    return network
 
 
 def _shard(network, x, y, start: int, run_kwargs: dict):
@@ -77,13 +76,14 @@ def _shard(network, x, y, start: int, run_kwargs: dict):
 def run_on_client(client, network, x, y, todo, run_kwargs, finished) -> None:
     """Submit every shard in ``todo``; ``finished(a, b, result)`` here as each comes back."""
     distributed = require_distributed()
-    blob = pickle.dumps(network, protocol=4)
+    from .shards import digest_network
+
     run = uuid.uuid4().hex[:12]
     with warnings.catch_warnings():
         # a large network travels once, inside its task: Dask's "large graph" advice (scatter it)
         # would make it data that dies with its worker
         warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
-        net = client.submit(_network, blob, key=f"eventsnn-network-{hashlib.sha256(blob).hexdigest()[:16]}-{run}")
+        net = client.submit(_network, network, key=f"eventsnn-network-{digest_network(network)[:16]}-{run}")
     futures = {}
     try:
         for a, b in todo:

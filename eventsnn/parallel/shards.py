@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import re
 import shutil
 
@@ -75,8 +74,34 @@ def digest_arrays(*arrays) -> str:
 
 
 def digest_network(network) -> str:
-    """SHA-256 of a :class:`~eventsnn.network.Network` (its pickle: arrays and attributes)."""
-    return hashlib.sha256(pickle.dumps(network, protocol=4)).hexdigest()
+    """SHA-256 of a :class:`~eventsnn.network.Network`: every field of it and of its layers and
+    neurons, arrays by dtype, shape and bytes (no pickling: eventsnn never pickles)."""
+    import dataclasses
+
+    h = hashlib.sha256()
+
+    def walk(obj):
+        if isinstance(obj, np.ndarray):
+            h.update(digest_arrays(obj).encode())
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            h.update(type(obj).__name__.encode())
+            for f in dataclasses.fields(obj):
+                h.update(f.name.encode())
+                walk(getattr(obj, f.name))
+        elif isinstance(obj, (list, tuple)):
+            h.update(f"{type(obj).__name__}{len(obj)}".encode())
+            for item in obj:
+                walk(item)
+        elif isinstance(obj, dict):
+            h.update(f"dict{len(obj)}".encode())
+            for key in sorted(obj, key=repr):
+                h.update(repr(key).encode())
+                walk(obj[key])
+        else:
+            h.update(f"{type(obj).__name__}:{obj!r}".encode())
+
+    walk(network)
+    return h.hexdigest()
 
 
 def shard_name(start: int, stop: int) -> str:
