@@ -392,7 +392,7 @@ def _run_shards(net, x, y, kwargs, parallel, client, store, no_progress):
         return run_sharded(net, x, y, **run)
     from eventsnn.progress import Progress
 
-    with Progress(n, f"Simulating ({parallel['how']}, {parallel['shards']} shards)", rate=True) as bar:
+    with Progress(n, "Simulating", rate=True, note=f"{parallel['how']}, {parallel['shards']} shards") as bar:
         return run_sharded(net, x, y, progress=bar.update, **run)
 
 

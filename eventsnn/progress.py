@@ -13,7 +13,7 @@ Counting that time into the rate gives a wrong ETA, so :class:`Progress`:
   run updates once per finished shard, and ``skip(n)`` counts items done
   before the job started (a resumed run's finished shards) without timing them;
 * with ``rate=True`` also shows items per second on that same basis
-  (``unit`` names them, default ``samples``);
+  (``unit`` names them, default ``samples``), and ``note`` at the end of each line;
 * on a terminal redraws one line (``\\r``) at most every 0.2 s; otherwise
   (a pipe, a log file, CI) prints a plain line every ``interval`` seconds
   (default 5) and one at the end, never a carriage return.
@@ -67,7 +67,7 @@ class Progress:
 
     def __init__(self, total: int, label: str = "Simulating", file=None, tty: bool | None = None,
                  interval: float = 5.0, notice: bool | None = None, clock=time.monotonic,
-                 rate: bool = False, unit: str = "samples"):
+                 rate: bool = False, unit: str = "samples", note: str = ""):
         self.total = int(total)
         self.label = label
         self.file = file if file is not None else sys.stderr
@@ -82,6 +82,7 @@ class Progress:
         self.n_first = 0
         self.show_rate = bool(rate)
         self.unit = unit
+        self.note = note
         self.t_start = self.t_first = None
         self.last_draw = None
         self._width = 0
@@ -140,9 +141,10 @@ class Progress:
         if self.show_rate and self.rate() is not None:
             text += f", {self.rate():.1f} {self.unit}/s"
         if self.done >= self.total:
-            return text
+            return text + (f" ({self.note})" if self.note else "")
         eta = self.eta()
-        return text + (", ETA after the first sample" if eta is None else f", ETA {_duration(eta)}")
+        text += ", ETA after the first sample" if eta is None else f", ETA {_duration(eta)}"
+        return text + (f" ({self.note})" if self.note else "")
 
     def _write_line(self, text):
         self.file.write(text + "\n")
