@@ -84,3 +84,16 @@ def test_cli_scheduler_equals_workers_1(client, tmp_path):
     ja, jb = json.loads(a.stdout), json.loads(b.stdout)
     for key in ("accuracy", "syn_ops_per_sample", "spikes_per_sample", "layers", "settings", "samples"):
         assert ja[key] == jb[key], key
+
+
+@pytest.mark.slow
+def test_cli_dask_starts_a_local_cluster_and_equals_workers_1(tmp_path):
+    args = [sys.executable, "-m", "eventsnn.cli.main", "run", "--samples", "6", "--timesteps", "10",
+            "--encoding", "poisson", "--json", "--no-progress"]
+    a = subprocess.run(args + ["--workers", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    b = subprocess.run(args + ["--dask", "--workers", "2", "--shard-size", "2"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    ja, jb = json.loads(a.stdout), json.loads(b.stdout)
+    for key in ("accuracy", "syn_ops_per_sample", "spikes_per_sample", "layers", "settings", "samples"):
+        assert ja[key] == jb[key], key
