@@ -21,7 +21,7 @@ from eventsnn.datasets import load_dataset
 from eventsnn.errors import OutputError, ResultsError, SimulationError
 from eventsnn.io import load_network
 from eventsnn.parallel import RunInterrupted, ShardStore, plan_shards, run_sharded
-from eventsnn.results import RunResult, load_results, run_dataset
+from eventsnn.results import RunResult, load_results, reusable_simulator, run_dataset
 
 from cliutil import invoke, one_error
 
@@ -76,6 +76,11 @@ def test_indices_seed_each_sample_by_its_index(net, data, single):
         run_dataset(net, data.x, data.y, indices=[1, 1], **KW)
     with pytest.raises(SimulationError, match="must lie in"):
         run_dataset(net, data.x, data.y, indices=[23], **KW)
+    sim = reusable_simulator(net, **KW)
+    again = [run_dataset(net, data.x, data.y, indices=[i], simulator=sim, **KW) for i in (15, 2, 9)]
+    same(RunResult.merge(again), RunResult.merge([part]))
+    with pytest.raises(SimulationError, match="not built by reusable_simulator"):
+        run_dataset(net, data.x, data.y, indices=[1], simulator=sim, **dict(KW, seed=8))
 
 
 def test_merge_in_any_order_and_refuses_overlaps_and_other_runs(net, data, single):

@@ -15,6 +15,7 @@ outputs, per-step counts). Workers need eventsnn installed (the same version).
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 import warnings
 
@@ -65,12 +66,26 @@ def _network(network):
     return network
 
 
+_LOCAL = threading.local()  # per worker thread: the last network's Simulator, reused by its shards
+
+
 def _shard(network, x, y, start: int, run_kwargs: dict):
     """One shard on a worker: samples start..start+len(x)-1 of the data set."""
-    from ..results import _run_rows
+    from ..results import _run_rows, _sim_key, reusable_simulator
 
+    kw = {k: run_kwargs.get(k, d) for k, d in (("timesteps", 100), ("encoding", None), ("mode", "discrete"),
+                                                ("seed", 0), ("poisson_rate", 1.0), ("order", "auto"),
+                                                ("backend", "cpu"))}
+    kw["order"] = kw["order"] if kw["order"] != "auto" else ("layer" if kw["mode"] == "discrete" else "time")
+    sim = getattr(_LOCAL, "sim", None)
+    if sim is None or getattr(sim, "_run_key", None) != _sim_key(network, **kw) or sim.network is not network:
+        _LOCAL.sim = None  # the old one goes before the new one is built
+        sim = reusable_simulator(network, **run_kwargs)
+        sim.reset(x[0])
+        sim.run(until=0.0)
+        _LOCAL.sim = sim
     rows = np.arange(x.shape[0], dtype=np.int64)
-    return _run_rows(network, x, y, rows, rows + int(start), **run_kwargs)
+    return _run_rows(network, x, y, rows, rows + int(start), simulator=sim, **run_kwargs)
 
 
 def run_on_client(client, network, x, y, todo, run_kwargs, finished) -> None:

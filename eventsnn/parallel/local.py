@@ -5,7 +5,8 @@ with ``nogil`` (:mod:`eventsnn.engine.jit`), a sample spends ~95 % of its time
 inside them, and threads share the network and the data without copying or
 pickling and start without loading the kernels again (docs/SCALING.md has the
 measurement). Each thread builds its own :class:`~eventsnn.engine.simulator.Simulator`
-per shard, so no state is shared but the read-only network and data.
+once and reuses it for its shards, so no state is shared but the read-only
+network and data.
 """
 
 from __future__ import annotations
@@ -125,14 +126,19 @@ def _run_threads(network, x, y, todo, workers, run_kwargs, finished) -> None:
     from .. import results
 
     stop = threading.Event()
+    local = threading.local()  # one Simulator per thread, reused by its shards
 
     def check(_):
         if stop.is_set():
             raise _Stopped()
 
     def task(a, b):
+        if getattr(local, "sim", None) is None:
+            local.sim = results.reusable_simulator(network, **run_kwargs)
+            local.sim.reset(x[a])  # load the kernels before a shard's clock starts
+            local.sim.run(until=0.0)
         return results.run_dataset(network, x, y, indices=np.arange(a, b, dtype=np.int64), progress=check,
-                                   **run_kwargs)
+                                   simulator=local.sim, **run_kwargs)
 
     pool = ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="eventsnn-shard")
     futures = {}
