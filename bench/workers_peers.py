@@ -54,7 +54,7 @@ def peer_best(timings, rate_index, threads, batch=None):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "workers_peers.json"))
     args = ap.parse_args(argv)
