@@ -445,8 +445,9 @@ def _parse_sweep(text):
               show_default=True, help="Model format.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Calibrate on N threads [default: every core this process may use]; "
-                   "the converted network does not depend on N.")
+              help="Calibrate on N threads; the converted network does not depend on N. [default: "
+                   "spike-norm, which simulates: every core; max and percentile: 1, as the ANN's "
+                   "matrix products already use every core through BLAS]")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
 @_FORCE
@@ -469,7 +470,8 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
         x = _match_input(data.x, ann.input_shape, calibration_path)
         kwargs = dict(labels=data.y, method=method, percentile=percentile, reset=reset, decoding=decoding,
                       encoding=encoding, norm_timesteps=norm_timesteps, seed=seed, v_init=v_init,
-                      fold_pools=fold_pools, max_spikes=max_spikes, workers=workers or _cores())
+                      fold_pools=fold_pools, max_spikes=max_spikes,
+                      workers=workers or (_cores() if method == "spike-norm" else 1))
         if no_progress:
             net, report = convert_ann(ann, x, **kwargs)
         else:
