@@ -57,7 +57,7 @@ from eventsnn.engine.simulator import Simulator  # noqa: E402
 from eventsnn.io import load_network  # noqa: E402
 from eventsnn.parallel import run_sharded  # noqa: E402
 from eventsnn.parallel.shards import plan_shards  # noqa: E402
-from eventsnn.results import RunResult, _run_rows, run_dataset  # noqa: E402
+from eventsnn.results import RunResult, _run_rows, reusable_simulator, run_dataset  # noqa: E402
 
 FIELDS = ("predictions", "outputs", "spikes", "syn_ops", "updates", "spikes_per_step", "syn_ops_per_step",
           "updates_per_step", "indices")
@@ -104,17 +104,23 @@ def gil_probe(net, x) -> dict:
 
 
 # -- forked processes over the same shards (for the mechanism comparison only) ---------------
-_NET = _X = _Y = _KW = None
+_NET = _X = _Y = _KW = _SIM = None
 
 
 def _init(net, x, y, kw):
-    global _NET, _X, _Y, _KW
-    _NET, _X, _Y, _KW = net, x, y, kw
+    global _NET, _X, _Y, _KW, _SIM
+    _NET, _X, _Y, _KW, _SIM = net, x, y, kw, None
 
 
 def _proc_shard(ab):
+    """One shard in a forked process, reusing the process's Simulator (as threads and Dask workers do)."""
+    global _SIM
+    if _SIM is None:
+        _SIM = reusable_simulator(_NET, **_KW)
+        _SIM.reset(_X[ab[0]])
+        _SIM.run(until=0.0)
     rows = np.arange(*ab, dtype=np.int64)
-    return _run_rows(_NET, _X, _Y, rows, rows, **_KW)
+    return _run_rows(_NET, _X, _Y, rows, rows, simulator=_SIM, **_KW)
 
 
 def run_processes(net, x, y, workers, shard_size, kw):
