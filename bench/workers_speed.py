@@ -171,6 +171,28 @@ def throughput(name, net, x, y, kw, repeats, dask_client, log) -> dict:
     return entry
 
 
+def ab_pairs(net, x, y, kw, pairs, log) -> dict:
+    """1 and 2 threads alternated ``pairs`` times (paired, so slow drifts of the load cancel)."""
+    run_dataset(net, x[:2], y[:2], **kw)
+    size = max(1, -(-x.shape[0] // 8))
+    rows = []
+    for k in range(pairs):
+        pair = {}
+        for w in ((1, 2) if k % 2 == 0 else (2, 1)):
+            load0 = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            run_sharded(net, x, y, workers=w, shard_size=size, **kw)
+            pair[f"threads_{w}_s"] = time.perf_counter() - t0
+            pair[f"load_{w}"] = load0
+        pair["speedup"] = pair["threads_1_s"] / pair["threads_2_s"]
+        rows.append(pair)
+        log(f"  pair {k + 1}: 1 thread {pair['threads_1_s']:.2f} s, 2 threads {pair['threads_2_s']:.2f} s -> "
+            f"{pair['speedup']:.2f}x (load {pair['load_1']:.1f})")
+    sp = [r["speedup"] for r in rows]
+    return {"samples": int(x.shape[0]), "timesteps": kw["timesteps"], "pairs": rows,
+            "median_speedup": float(np.median(sp)), "best_speedup": float(max(sp))}
+
+
 def shard_overhead(net, x, y, kw, dask_client, repeats, log) -> dict:
     n = x.shape[0]
     out = {"samples": n, "timesteps": kw["timesteps"]}
@@ -341,6 +363,12 @@ def report(doc: dict) -> str:
             out.append(f"| {name} | {e['samples']} | {e['timesteps']} | {label.replace('_', ' ')} | "
                        f"{r['samples_per_s']:.2f} | {r['speedup_vs_threads_1']:.2f}× | {r['wall_s']:.2f} | {cpu} | "
                        f"{r['loadavg_before'][0]:.1f} → {r['loadavg_after'][0]:.1f} |")
+    ab = doc.get("ab")
+    if ab:
+        out += ["", f"1 and 2 threads alternated ({ab['samples']} samples of the default net, T = {ab['timesteps']}, "
+                f"{ab['machine']['date']}): speed-ups " + ", ".join(f"{r['speedup']:.2f}× (load {r['load_1']:.1f})"
+                                                                   for r in ab["pairs"])
+                + f"; median {ab['median_speedup']:.2f}×, best {ab['best_speedup']:.2f}×."]
     c = doc.get("calibration") or {}
     if c:
         out += ["", f"Calibration of VGG16 on {c['images']} images: 1 thread {c['workers_1']['wall_s']:.1f} s, "
@@ -395,6 +423,8 @@ def main(argv=None):
     ap.add_argument("--model-only", action="store_true",
                     help="only (re)compute the scaling model from the JSON at --out")
     ap.add_argument("--report", action="store_true", help="print markdown tables from the JSON at --out")
+    ap.add_argument("--ab", type=int, default=0, metavar="PAIRS",
+                    help="only alternate 1 and 2 threads PAIRS times on the default net; add to the JSON at --out")
     args = ap.parse_args(argv)
     log = print
     if args.report:
@@ -408,6 +438,16 @@ def main(argv=None):
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=1)
         log(json.dumps(doc["scaling_model"], indent=1))
+        return
+    if args.ab:
+        with open(args.out) as f:
+            doc = json.load(f)
+        net = load_network(shipped("default_net.h5"))
+        data = load_dataset(shipped("fashion-mnist-sample.npz"), limit=400)
+        doc["ab"] = ab_pairs(net, data.x, data.y, dict(timesteps=100), args.ab, log)
+        doc["ab"]["machine"] = machine_info()
+        with open(args.out, "w") as f:
+            json.dump(doc, f, indent=1)
         return
     doc = {"machine": machine_info(), "settings": vars(args)}
     net = load_network(shipped("default_net.h5"))
