@@ -83,7 +83,7 @@ def main(argv=None):
         ev = float(np.median(walls))
         b1 = peer_best(timings, ri, 2, batch=1)
         batched = peer_best(timings, ri, 2)
-        rate = float(np.mean(res.spikes[:, 1:].sum(0) / (res.neurons[1:] * T)))
+        rate = float(np.mean(res.spikes[:, 1:].mean(0) / (res.neurons[1:] * T)))  # per neuron per step, mean over layers
         entry = {"target_rate": r["target"], "measured_mean_rate": rate, "eventsnn_s_per_sample": walls,
                  "eventsnn_median_s": ev, "loadavg": loads,
                  "recorded_eventsnn_2_simulators_s": r["eventsnn"].get("thr2_reset_run", {}).get("median_s"),
