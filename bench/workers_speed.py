@@ -173,7 +173,7 @@ def throughput(name, net, x, y, kw, repeats, dask_client, log) -> dict:
 
 def ab_pairs(net, x, y, kw, pairs, log) -> dict:
     """1 and 2 threads alternated ``pairs`` times (paired, so slow drifts of the load cancel)."""
-    run_dataset(net, x[:2], y[:2], **kw)
+    run_dataset(net, x[:2], None if y is None else y[:2], **kw)
     size = max(1, -(-x.shape[0] // 8))
     rows = []
     for k in range(pairs):
@@ -363,9 +363,11 @@ def report(doc: dict) -> str:
             out.append(f"| {name} | {e['samples']} | {e['timesteps']} | {label.replace('_', ' ')} | "
                        f"{r['samples_per_s']:.2f} | {r['speedup_vs_threads_1']:.2f}× | {r['wall_s']:.2f} | {cpu} | "
                        f"{r['loadavg_before'][0]:.1f} → {r['loadavg_after'][0]:.1f} |")
-    ab = doc.get("ab")
-    if ab:
-        out += ["", f"1 and 2 threads alternated ({ab['samples']} samples of the default net, T = {ab['timesteps']}, "
+    for key, name in (("ab", "the default net"), ("ab_vgg16", "VGG16 32×32 avg")):
+        ab = doc.get(key)
+        if not ab:
+            continue
+        out += ["", f"1 and 2 threads alternated ({ab['samples']} samples of {name}, T = {ab['timesteps']}, "
                 f"{ab['machine']['date']}): speed-ups " + ", ".join(f"{r['speedup']:.2f}× (load {r['load_1']:.1f})"
                                                                    for r in ab["pairs"])
                 + f"; median {ab['median_speedup']:.2f}×, best {ab['best_speedup']:.2f}×."]
@@ -424,7 +426,8 @@ def main(argv=None):
                     help="only (re)compute the scaling model from the JSON at --out")
     ap.add_argument("--report", action="store_true", help="print markdown tables from the JSON at --out")
     ap.add_argument("--ab", type=int, default=0, metavar="PAIRS",
-                    help="only alternate 1 and 2 threads PAIRS times on the default net; add to the JSON at --out")
+                    help="only alternate 1 and 2 threads PAIRS times on --ab-net; add to the JSON at --out")
+    ap.add_argument("--ab-net", choices=["default", "vgg16"], default="default")
     args = ap.parse_args(argv)
     log = print
     if args.report:
@@ -442,10 +445,16 @@ def main(argv=None):
     if args.ab:
         with open(args.out) as f:
             doc = json.load(f)
-        net = load_network(shipped("default_net.h5"))
-        data = load_dataset(shipped("fashion-mnist-sample.npz"), limit=400)
-        doc["ab"] = ab_pairs(net, data.x, data.y, dict(timesteps=100), args.ab, log)
-        doc["ab"]["machine"] = machine_info()
+        key = "ab" if args.ab_net == "default" else "ab_vgg16"
+        if args.ab_net == "default":
+            net = load_network(shipped("default_net.h5"))
+            data = load_dataset(shipped("fashion-mnist-sample.npz"), limit=400)
+            x, y = data.x, data.y
+        else:
+            net, rng, _ = build_vgg16(log)
+            x, y = rng.random((8, 32, 32, 3), dtype=np.float32), None
+        doc[key] = ab_pairs(net, x, y, dict(timesteps=100), args.ab, log)
+        doc[key]["machine"] = machine_info()
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=1)
         return
