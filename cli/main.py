@@ -139,6 +139,19 @@ class _PositiveFinite(click.ParamType):
 
 _POSITIVE_FINITE = _PositiveFinite()
 
+_PARALLEL_OPTIONS = [
+    click.option("--workers", type=click.IntRange(min=1), default=None,
+                 help="Simulate on N threads (or N Dask worker processes with --dask) [default: every "
+                      "core this process may use]. The results equal --workers 1 bit for bit."),
+    click.option("--dask", "use_dask", is_flag=True,
+                 help="Start a local Dask cluster of --workers processes (pip install 'eventsnn[dask]')."),
+    click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                 help="Send the shards to this running Dask scheduler (pip install 'eventsnn[dask]'; "
+                      "its workers need eventsnn)."),
+    click.option("--shard-size", type=click.IntRange(min=1), default=None,
+                 help="Samples per shard [default: about four shards per worker, at most 256]."),
+]
+
 _RUN_OPTIONS = [
     click.option("--net", "net_path", type=click.Path(exists=True, dir_okay=False),
                  help="Network file (HDF5, eventsnn format). Default: the shipped default network."),
@@ -169,7 +182,7 @@ _RUN_OPTIONS = [
 
 
 def _run_options(fn):
-    for option in reversed(_RUN_OPTIONS):
+    for option in reversed(_RUN_OPTIONS + _PARALLEL_OPTIONS):
         fn = option(fn)
     return fn
 
@@ -186,9 +199,19 @@ def _run_options(fn):
 @click.option("--backend", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
               help="Where events run: 'cuda' needs an NVIDIA GPU and pip install 'eventsnn[cuda]' "
                    "(discrete time); 'auto': cuda when a GPU is present, else cpu.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run with the same options: keep the shards already in "
+                   "OUTPUT.shards/ and simulate the rest (needs --output).")
 def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate, order, no_progress,
-        as_json, output, sweep, force, backend):
-    """Simulate a network on a data set and report accuracy and operation counts."""
+        workers, use_dask, scheduler, shard_size, as_json, output, sweep, force, backend, resume):
+    """Simulate a network on a data set and report accuracy and operation counts.
+
+    Samples run in shards on every core (--workers, --dask, --scheduler); with
+    --output each finished shard is kept in OUTPUT.shards/ until the merged
+    file is written, so an interrupted run continues with --resume.
+    """
+    if resume and output is None:
+        raise click.UsageError("--resume needs --output (the shards of a run are kept next to its output file)")
     _check_output_dir(output, force)
     checkpoints = _parse_sweep(sweep)
     if checkpoints:
@@ -196,10 +219,15 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
     options = {"timesteps": timesteps, "samples": samples, "encoding": encoding, "mode": mode,
                "seed": seed, "poisson_rate": poisson_rate, "order": order, "output": output,
                "sweep_timesteps": checkpoints, "backend": backend}
-    result, settings, data_source = _simulate(net_path, data_path, options, checkpoints, no_progress, "eventsnn run")
+    parallel = {"workers": workers, "dask": use_dask, "scheduler": scheduler, "shard_size": shard_size,
+                "output": output, "resume": resume, "force": force}
+    result, settings, data_source = _simulate(net_path, data_path, options, checkpoints, no_progress,
+                                              "eventsnn run", parallel)
     with _user_errors():
         if output is not None:
             result.save(output, force)
+            if parallel.get("store") is not None:
+                parallel["store"].remove()  # the merged file holds everything now
 
     summary = result.summary()
     if as_json:
@@ -235,12 +263,18 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
                        f"{row['syn_ops_per_sample']:>16,.1f}")
 
 
-def _simulate(net_path, data_path, options, checkpoints, no_progress, command):
-    """Load the network and data (shipped defaults if omitted) and run; return (result, settings, source)."""
+def _simulate(net_path, data_path, options, checkpoints, no_progress, command, parallel=None):
+    """Load the network and data (shipped defaults if omitted) and run; return (result, settings, source).
+
+    ``parallel`` (workers, dask, scheduler, shard_size, output, resume, force)
+    chooses where shards run; it gets ``how``, ``shards``, ``wall`` and
+    ``store`` (the :class:`~eventsnn.parallel.ShardStore`, or None) filled in.
+    """
     from eventsnn.datasets import load_dataset
     from eventsnn.io import load_network
     from eventsnn.results import run_dataset
 
+    parallel = {} if parallel is None else parallel
     with contextlib.ExitStack() as stack:
         if net_path is None:
             net_path = _shipped(stack, DEFAULT_NET, "network", "--net")
@@ -255,19 +289,111 @@ def _simulate(net_path, data_path, options, checkpoints, no_progress, command):
         x = _match_input(data.x, net.input_shape, data_path)
         settings = {"network": os.fspath(net_path), "data": os.fspath(data_path), "command": command,
                     "options": options}
-        kwargs = dict(y=data.y, timesteps=options["timesteps"], encoding=options["encoding"],
+        kwargs = dict(timesteps=options["timesteps"], encoding=options["encoding"],
                       mode=options["mode"], seed=options["seed"], poisson_rate=options["poisson_rate"],
                       settings=settings, checkpoints=checkpoints, order=options["order"],
                       backend=options.get("backend", "cpu"))
-        with _user_errors():
-            if no_progress or x.shape[0] <= 1:
-                result = run_dataset(net, x, **kwargs)
-            else:
-                from eventsnn.progress import Progress  # compile notice, ETA after the first sample
+        import time
 
-                with Progress(x.shape[0], "Simulating") as bar:
-                    result = run_dataset(net, x, progress=bar.update, **kwargs)
+        start = time.perf_counter()
+        with _user_errors():
+            client = _dask_client(parallel)
+            if client is not None:
+                stack.callback(_close_dask, client)
+            workers = parallel.get("workers")
+            store = _shard_store(parallel, net_path, x, data.y, kwargs, workers, client)
+            if client is None and store is None and (x.shape[0] <= 1 or (workers or _cores()) == 1):
+                if no_progress or x.shape[0] <= 1:
+                    result = run_dataset(net, x, data.y, **kwargs)
+                else:
+                    from eventsnn.progress import Progress  # compile notice, ETA after the first sample
+
+                    with Progress(x.shape[0], "Simulating") as bar:
+                        result = run_dataset(net, x, data.y, progress=bar.update, **kwargs)
+            else:
+                result = _run_shards(net, x, data.y, kwargs, parallel, client, store, no_progress)
+        parallel["wall"] = max(time.perf_counter() - start, 1e-9)
     return result, settings, data.source
+
+
+def _cores():
+    from eventsnn.parallel import default_workers
+    return default_workers()
+
+
+def _dask_client(parallel):
+    """A Dask client for --dask / --scheduler, or None (imports Dask only then)."""
+    if not (parallel.get("dask") or parallel.get("scheduler")):
+        return None
+    if parallel.get("dask") and parallel.get("scheduler"):
+        raise click.UsageError("give --dask (a local cluster) or --scheduler ADDRESS (an existing one), not both")
+    from eventsnn.parallel.dask_runner import start_client
+
+    return start_client(workers=parallel.get("workers") or _cores(), scheduler=parallel.get("scheduler"))
+
+
+def _close_dask(client):
+    from eventsnn.parallel.dask_runner import close_client
+
+    with contextlib.suppress(Exception):
+        close_client(client)
+
+
+def _shard_store(parallel, net_path, x, y, kwargs, workers, client):
+    """The folder OUTPUT.shards/ that keeps finished shards (None without a regular --output file)."""
+    output = parallel.get("output")
+    if output is None:
+        return None
+    if os.path.exists(output) and not os.path.isfile(output):
+        if parallel.get("resume"):
+            raise click.UsageError("--resume needs --output to be a regular file (its shards are kept beside it)")
+        return None  # --force onto a device or FIFO: nothing to resume into
+    import eventsnn
+    from eventsnn.convert import file_sha256
+    from eventsnn.parallel.shards import ShardStore, default_shard_size, digest_arrays, existing_shard_size
+
+    directory = output + ".shards"
+    n = int(x.shape[0])
+    size = parallel.get("shard_size")
+    if size is None and parallel.get("resume"):
+        size = existing_shard_size(directory)
+    if size is None:
+        size = default_shard_size(n, workers or _cores())
+    parallel["shard_size"] = size
+    manifest = {"settings": kwargs["settings"], "network_sha256": file_sha256(net_path),
+                "data_sha256": digest_arrays(x, y), "samples": n, "shard_size": int(size),
+                "eventsnn": eventsnn.__version__}
+    store = ShardStore(directory, manifest, resume=parallel.get("resume", False))
+    parallel["store"] = store
+    return store
+
+
+def _run_shards(net, x, y, kwargs, parallel, client, store, no_progress):
+    from eventsnn.parallel import run_sharded
+    from eventsnn.parallel.shards import default_shard_size, plan_shards
+
+    n = int(x.shape[0])
+    if client is not None:
+        from eventsnn.parallel.local import _dask_workers
+        workers = _dask_workers(client)
+        where = parallel.get("scheduler") or "a local Dask cluster"
+        parallel["how"] = f"{workers} Dask worker{'s' if workers != 1 else ''} ({where})"
+    else:
+        workers = parallel.get("workers") or _cores()
+        parallel["how"] = f"{workers} thread{'s' if workers != 1 else ''}"
+    size = parallel.get("shard_size") or default_shard_size(n, workers)
+    parallel["shards"] = len(plan_shards(n, size))
+    if store is not None and store.resumed:
+        done = len(store.finished(plan_shards(n, size)))
+        click.echo(f"resuming: {done} of {parallel['shards']} shards are already done in {store.directory}",
+                   err=True)
+    run = dict(workers=workers, client=client, shard_size=size, store=store, **kwargs)
+    if no_progress:
+        return run_sharded(net, x, y, **run)
+    from eventsnn.progress import Progress
+
+    with Progress(n, "Simulating", rate=True, note=f"{parallel['how']}, {parallel['shards']} shards") as bar:
+        return run_sharded(net, x, y, progress=bar.update, **run)
 
 
 def _parse_sweep(text):
@@ -318,12 +444,17 @@ def _parse_sweep(text):
 @click.option("--format", "fmt", type=click.Choice(["auto", "onnx", "keras", "nir"]), default="auto",
               show_default=True, help="Model format.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Calibrate on N threads; the converted network does not depend on N. [default: "
+                   "spike-norm, which simulates: every core; max and percentile: 1, as the ANN's "
+                   "matrix products already use every core through BLAS]")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
 @_FORCE
 @_MAX_MEMORY
 def convert(model, output, calibration_path, calibration_samples, method, percentile, reset, decoding,
-            encoding, v_init, fold_pools, max_spikes, norm_timesteps, fmt, seed, as_json, no_progress, force):
+            encoding, v_init, fold_pools, max_spikes, norm_timesteps, fmt, seed, workers, as_json, no_progress,
+            force):
     """Convert a trained ReLU ANN (ONNX, Keras HDF5 or NIR) into a spiking network."""
     from eventsnn.convert import convert as convert_ann
     from eventsnn.convert import source_info
@@ -339,7 +470,8 @@ def convert(model, output, calibration_path, calibration_samples, method, percen
         x = _match_input(data.x, ann.input_shape, calibration_path)
         kwargs = dict(labels=data.y, method=method, percentile=percentile, reset=reset, decoding=decoding,
                       encoding=encoding, norm_timesteps=norm_timesteps, seed=seed, v_init=v_init,
-                      fold_pools=fold_pools, max_spikes=max_spikes)
+                      fold_pools=fold_pools, max_spikes=max_spikes,
+                      workers=workers or (_cores() if method == "spike-norm" else 1))
         if no_progress:
             net, report = convert_ann(ann, x, **kwargs)
         else:
@@ -412,7 +544,7 @@ def export(net_path, output, pool, strict, legacy):
 @click.option("--list-profiles", is_flag=True, help="List the shipped profiles and exit.")
 @_FORCE
 def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate,
-                      order, no_progress, profile, first_layer, as_json, csv_path, plot_path, list_profiles,
+                      order, no_progress, workers, use_dask, scheduler, shard_size, profile, first_layer, as_json, csv_path, plot_path, list_profiles,
                       force):
     """Energy per sample from exact operation counts, against the same ANN.
 
@@ -448,8 +580,9 @@ def energy_report_cmd(results, net_path, data_path, timesteps, samples, encoding
                    f"{f'{samples} samples' if samples else 'every sample'} of "
                    f"{'--data' if data_path else 'the shipped Fashion-MNIST images'}; "
                    "`eventsnn run --output R.h5` then `eventsnn energy-report R.h5` reuses a run)", err=True)
+        parallel = {"workers": workers, "dask": use_dask, "scheduler": scheduler, "shard_size": shard_size}
         result, settings, _ = _simulate(net_path, data_path, options, None, no_progress,
-                                        "eventsnn energy-report")
+                                        "eventsnn energy-report", parallel)
         source = settings["network"]
     with _user_errors():
         report = energy_report(result, prof, first_layer)

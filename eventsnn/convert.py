@@ -253,43 +253,107 @@ def _map(g: AnnGraph, reset: str, v_init: float = 0.0):
 
 
 _SAMPLE_CAP = 1 << 24  # positive activations kept per layer for the percentile
+_BATCH = 32  # samples per ANN pass: also the calibration shard, the same for any number of workers
 
 
-def _activation_stats(g: AnnGraph, x, tensors: set, seed: int, progress, batch: int = 32):
-    """Stream the calibration set through the ANN a batch at a time.
+@dataclass
+class ActivationStats:
+    """Calibration statistics of some samples: per tensor the largest positive activation
+    and the positive activations kept for the percentile; the ANN outputs, per sample.
 
-    Keeps, per tensor in ``tensors``, the maximum and a uniform random sample
-    of its positive activations (all of them when there are fewer than
-    ``_SAMPLE_CAP`` in the whole set, so small nets get the exact percentile);
-    memory stays bounded for VGG16-sized nets. Returns ({tensor: (max,
-    sample)}, ANN outputs).
+    Shards of a calibration set merge exactly (:meth:`merge`): the maximum of
+    maxima, and the kept activations of each sample in sample order, so the
+    percentile of the merged set is that of one pass over all samples. Kept
+    activations are all of them while a layer has at most ``_SAMPLE_CAP``
+    (2^24) over the whole set: the percentile is then exact. Beyond that each
+    is kept with probability p = cap / (neurons * samples), drawn from a
+    generator seeded by (seed, sample index) (so the draw never depends on the
+    shard that holds the sample): a uniform random sample of m activations,
+    whose p-quantile has a rank error of at most eps = sqrt(ln(2/delta) / (2m))
+    with probability 1 - delta (Hoeffding, per tail; see docs/SCALING.md).
     """
-    rng = np.random.default_rng(seed)
-    top = {name: -np.inf for name in tensors}
-    kept = {name: [] for name in tensors}
-    keep_p = {}
-    outputs = []
-    for start in range(0, x.shape[0], batch):
-        acts = forward(g, x[start: start + batch], keep=True)
-        for name, a in acts.items():
-            if not np.all(np.isfinite(a)):
-                raise ConversionError(f"node {name!r}: NaN or infinite activations on the calibration data")
-        for name in tensors:
-            a = acts[name]
-            if name not in keep_p:  # upper bound on the positives: every neuron of every sample
-                keep_p[name] = min(1.0, _SAMPLE_CAP / (a[0].size * x.shape[0]))
-            pos = a[a > 0]
-            if pos.size:
-                top[name] = max(top[name], float(pos.max()))
-                if keep_p[name] < 1.0:
-                    pos = pos[rng.random(pos.size) < keep_p[name]]
-                kept[name].append(pos.astype(np.float32))
-        outputs.append(acts[g.output].reshape(len(acts[g.output]), -1))
-        if progress is not None:
-            progress(min(batch, x.shape[0] - start))
-    stats = {name: (top[name], np.concatenate(kept[name]) if kept[name] else np.zeros(0, np.float32))
-             for name in tensors}
-    return stats, np.concatenate(outputs)
+
+    top: dict
+    kept: dict
+    outputs: np.ndarray
+    first: int = 0
+
+    @classmethod
+    def merge(cls, parts) -> "ActivationStats":
+        parts = sorted(parts, key=lambda s: s.first)
+        names = parts[0].top.keys()
+        return cls(top={k: max(p.top[k] for p in parts) for k in names},
+                   kept={k: np.concatenate([p.kept[k] for p in parts]) for k in names},
+                   outputs=np.concatenate([p.outputs for p in parts]), first=parts[0].first)
+
+
+def percentile_rank_error(kept: int, delta: float = 1e-6) -> float:
+    """Rank error eps (a fraction of all activations) of a percentile read off ``kept`` uniformly
+    sampled activations, exceeded with probability at most ``delta``."""
+    return float(np.sqrt(np.log(2.0 / delta) / (2.0 * max(int(kept), 1))))
+
+
+def activation_stats(g: AnnGraph, x, tensors, seed: int, first: int = 0, total: int | None = None) -> ActivationStats:
+    """:class:`ActivationStats` of samples ``first .. first + len(x) - 1`` of a calibration set of
+    ``total`` samples (default ``len(x)``), one ANN pass over ``x`` (keep it to one batch for
+    results independent of how the set is cut)."""
+    total = int(x.shape[0] if total is None else total)
+    acts = forward(g, x, keep=True)
+    for name, a in acts.items():
+        if not np.all(np.isfinite(a)):
+            raise ConversionError(f"node {name!r}: NaN or infinite activations on the calibration data")
+    top, kept = {}, {}
+    for name in tensors:
+        a = acts[name]
+        keep_p = min(1.0, _SAMPLE_CAP / (a[0].size * total))  # bound: every neuron of every sample
+        pos = a[a > 0]
+        top[name] = float(pos.max()) if pos.size else -np.inf
+        if keep_p < 1.0:
+            pieces = []
+            for i in range(a.shape[0]):
+                p_i = a[i][a[i] > 0]
+                rng = np.random.default_rng([int(seed), first + i])
+                pieces.append(p_i[rng.random(p_i.size) < keep_p])
+            pos = np.concatenate(pieces) if pieces else pos
+        kept[name] = pos.astype(np.float32)
+    out = acts[g.output].reshape(len(acts[g.output]), -1)
+    return ActivationStats(top=top, kept=kept, outputs=out, first=int(first))
+
+
+def _activation_stats(g: AnnGraph, x, tensors: set, seed: int, progress, batch: int = _BATCH, workers: int = 1):
+    """Stream the calibration set through the ANN a batch at a time, on ``workers`` threads.
+
+    Returns ({tensor: (max, kept positives)}, ANN outputs); see
+    :class:`ActivationStats`. numpy releases the GIL in the convolutions and
+    matrix products, so batches on threads run in parallel; the batches are the
+    same for any number of workers, and so are the results.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = x.shape[0]
+    starts = list(range(0, n, batch))
+
+    def one(start):
+        return activation_stats(g, x[start: start + batch], tensors, seed, first=start, total=n)
+
+    parts = []
+    if workers <= 1 or len(starts) == 1:
+        results = map(one, starts)
+        pool = None
+    else:
+        pool = ThreadPoolExecutor(max_workers=min(workers, len(starts)), thread_name_prefix="eventsnn-calib")
+        results = pool.map(one, starts)
+    try:
+        for part in results:
+            parts.append(part)
+            if progress is not None:
+                progress(part.outputs.shape[0])
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    merged = ActivationStats.merge(parts)
+    stats = {name: (merged.top[name], merged.kept[name]) for name in tensors}
+    return stats, merged.outputs
 
 
 def _stat(stat: tuple, method: str, percentile: float, name: str) -> float:
@@ -314,7 +378,7 @@ def file_sha256(path) -> str:
 def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile", percentile: float = 99.9,
             reset: str = "subtract", decoding: str = "spikes", encoding: str = "direct",
             norm_timesteps: int = 100, progress=None, seed: int = 0, v_init: float = 0.0,
-            fold_pools: bool = True, max_spikes: int = 1) -> tuple:
+            fold_pools: bool = True, max_spikes: int = 1, workers: int = 1) -> tuple:
     """Convert ``ann`` into a spiking :class:`Network`; return (network, report).
 
     ``calibration`` is (N, H, W, C) data in the ANN's input range; ``labels``
@@ -324,7 +388,8 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
     ``fold_pools`` (default) folds average pools into the next layer (see
     :func:`fold_average_pools`); ``False`` makes them spiking layers.
     ``max_spikes`` lets each neuron fire up to that many spikes per step (see
-    the module doc).
+    the module doc). ``workers`` threads share the calibration (ANN batches,
+    or spike-norm's samples); the result does not depend on their number.
     """
     if method not in METHODS:
         raise ConversionError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
@@ -367,15 +432,18 @@ def convert(ann: AnnGraph, calibration, labels=None, method: str = "percentile",
                                   f"gate passes one spike per step; use max_spikes 1 or average pools")
     units, alias = _map(g, reset, v_init)
     report = ConversionReport(method=method, calibration_samples=int(x.shape[0]))
+    workers = int(workers)
+    if workers < 1:
+        raise ConversionError(f"workers must be a positive integer, got {workers}")
     stats, out = _activation_stats(g, x, {u.tensor for u in units}, seed,
-                                   None if method == "spike-norm" else progress)
+                                   None if method == "spike-norm" else progress, workers=workers)
     report.ann_accuracy = None if y is None else float(np.mean(np.argmax(out, axis=1) == y))
 
     layers = [u.layer for u in units]
     net = Network(input_shape=want if want[:2] != (1, 1) else (want[2],), layers=layers,
                   encoding=encoding, decoding=decoding)
     if method == "spike-norm":
-        _spike_norm(net, units, x, norm_timesteps, report, progress, seed)
+        _spike_norm(net, units, x, norm_timesteps, report, progress, seed, workers)
     else:
         _data_norm(units, stats, method, percentile, report)
         report.normalized_ann_accuracy = _normalized_ann_accuracy(g, units, x, y)
@@ -516,7 +584,7 @@ def _normalized_ann_accuracy(g, units, x, y):
     return float(np.mean(np.argmax(out, axis=1) == y))
 
 
-def _spike_norm(net: Network, units, x, steps, report, progress, seed):
+def _spike_norm(net: Network, units, x, steps, report, progress, seed, workers=1):
     """Threshold balancing (Sengupta et al. 2019), layer by layer in the SNN.
 
     With thresholds theta, a layer's spike rates are its ANN activations divided
@@ -558,14 +626,7 @@ def _spike_norm(net: Network, units, x, steps, report, progress, seed):
         upto = net.layers.index(layer)
         sub = Network(input_shape=net.input_shape, layers=net.layers[: upto + 1],
                       encoding=net.encoding, decoding="spikes")
-        sim = Simulator(sub, timesteps=steps, seed=seed)
-        sim.track_max_input = True
-        p = sim.plan.pop_index[layer.name]
-        top = -np.inf
-        for i in range(x.shape[0]):
-            sim.reset(x[i], sample_index=i)
-            sim.run()
-            top = max(top, float(sim.max_input[p]))
+        top = _largest_input(sub, layer.name, x, steps, seed, workers)
         if not top > 0:
             raise ConversionError(f"spike-norm: layer {layer.name!r} never received positive input "
                                   f"on the calibration data")
@@ -575,6 +636,32 @@ def _spike_norm(net: Network, units, x, steps, report, progress, seed):
         report.scales[layer.name] = src * top
         if progress is not None:
             progress(x.shape[0] / len(spiking))
+
+
+def _largest_input(sub: Network, name: str, x, steps: int, seed: int, workers: int) -> float:
+    """The largest synaptic input layer ``name`` of ``sub`` receives over all samples of ``x``:
+    a maximum, so samples may run on ``workers`` threads in any order (each sample seeded by its index)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .engine.simulator import Simulator
+
+    def shard(rows):
+        sim = Simulator(sub, timesteps=steps, seed=seed)
+        sim.track_max_input = True
+        p = sim.plan.pop_index[name]
+        top = -np.inf
+        for i in rows:
+            sim.reset(x[i], sample_index=int(i))
+            sim.run()
+            top = max(top, float(sim.max_input[p]))
+        return top
+
+    n = x.shape[0]
+    if workers <= 1 or n < 2:
+        return shard(range(n))
+    cuts = np.array_split(np.arange(n), min(workers, n))
+    with ThreadPoolExecutor(max_workers=len(cuts), thread_name_prefix="eventsnn-calib") as pool:
+        return max(pool.map(shard, cuts))
 
 
 def source_info(path, fmt: str) -> dict:

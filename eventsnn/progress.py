@@ -8,8 +8,12 @@ Counting that time into the rate gives a wrong ETA, so :class:`Progress`:
 * prints one line, ``compiling kernels (once, about a minute)``, before the
   first item when numba's cache for the engine holds no compiled kernel yet
   (:func:`kernels_cached`);
-* starts its rate, and so its ETA, after the first item has finished:
-  ``ETA = (total - done) * (t_now - t_first) / (done - 1)``;
+* starts its rate, and so its ETA, after the first update (of n_first items):
+  ``ETA = (total - done) * (t_now - t_first) / (done - n_first)``; a sharded
+  run updates once per finished shard, and ``skip(n)`` counts items done
+  before the job started (a resumed run's finished shards) without timing them;
+* with ``rate=True`` also shows items per second on that same basis
+  (``unit`` names them, default ``samples``), and ``note`` at the end of each line;
 * on a terminal redraws one line (``\\r``) at most every 0.2 s; otherwise
   (a pipe, a log file, CI) prints a plain line every ``interval`` seconds
   (default 5) and one at the end, never a carriage return.
@@ -62,7 +66,8 @@ class Progress:
     """
 
     def __init__(self, total: int, label: str = "Simulating", file=None, tty: bool | None = None,
-                 interval: float = 5.0, notice: bool | None = None, clock=time.monotonic):
+                 interval: float = 5.0, notice: bool | None = None, clock=time.monotonic,
+                 rate: bool = False, unit: str = "samples", note: str = ""):
         self.total = int(total)
         self.label = label
         self.file = file if file is not None else sys.stderr
@@ -74,6 +79,10 @@ class Progress:
         self.notice = notice
         self.clock = clock
         self.done = 0
+        self.n_first = 0
+        self.show_rate = bool(rate)
+        self.unit = unit
+        self.note = note
         self.t_start = self.t_first = None
         self.last_draw = None
         self._width = 0
@@ -96,32 +105,46 @@ class Progress:
             self.file.flush()
         return False
 
+    def skip(self, n: int) -> None:
+        """Count ``n`` items as done before this job (no rate is taken from them)."""
+        self.done += int(n)
+
     def update(self, n: int = 1) -> None:
         self.done += int(n)
         now = self.clock()
         if self.t_first is None:
             self.t_first = now  # the rate (and ETA) starts here: the first item paid the compilation
+            self.n_first = self.done
         if self.tty:
             if now - self.last_draw >= 0.2 or self.done >= self.total:
                 self._draw()
         elif now - self.last_draw >= self.interval and self.done < self.total:
             self._draw()
 
-    def eta(self) -> float | None:
-        """Seconds left, from the items done after the first one; None until that is known."""
-        if self.t_first is None or self.done < 2:
+    def rate(self) -> float | None:
+        """Items per second after the first update; None until a second update."""
+        if self.t_first is None or self.done <= self.n_first:
             return None
-        rate = (self.done - 1) / max(self.clock() - self.t_first, 1e-9)
+        return (self.done - self.n_first) / max(self.clock() - self.t_first, 1e-9)
+
+    def eta(self) -> float | None:
+        """Seconds left, from the items done after the first update; None until that is known."""
+        rate = self.rate()
+        if rate is None:
+            return None
         return (self.total - self.done) / rate
 
     def status(self) -> str:
         pct = 100.0 * self.done / self.total if self.total else 100.0
         elapsed = self.clock() - self.t_start
         text = f"{self.label}: {self.done}/{self.total} ({pct:.0f} %), {_duration(elapsed)} elapsed"
+        if self.show_rate and self.rate() is not None:
+            text += f", {self.rate():.1f} {self.unit}/s"
         if self.done >= self.total:
-            return text
+            return text + (f" ({self.note})" if self.note else "")
         eta = self.eta()
-        return text + (", ETA after the first sample" if eta is None else f", ETA {_duration(eta)}")
+        text += ", ETA after the first sample" if eta is None else f", ETA {_duration(eta)}"
+        return text + (f" ({self.note})" if self.note else "")
 
     def _write_line(self, text):
         self.file.write(text + "\n")

@@ -12,6 +12,15 @@ temporary file renamed into place::
     seconds      float64[S]          wall time of each sample
     ann_macs, ann_macs_textbook  int64[L]  MACs of one ANN pass per layer (see opcount)
     checkpoints  int64[K]; checkpoint_predictions int64[S, K]  (--sweep-timesteps)
+    indices      int64[S]            each sample's index in the data set (optional;
+                                      absent: 0..S-1). A shard of a run holds its own.
+
+Sharded runs (:mod:`eventsnn.parallel`): ``run_dataset(..., indices=...)`` runs
+some samples of a data set, each with the Poisson seed of its index in the
+whole set (:func:`eventsnn.encoding.sample_rng`), and :meth:`RunResult.merge`
+puts the shards back together: per-sample rows ordered by sample index,
+per-step counts added, so the merged result equals a single run of all samples
+(everything but the wall times in ``seconds``).
 """
 
 from __future__ import annotations
@@ -57,6 +66,70 @@ class RunResult:
     ann_macs_textbook: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     checkpoints: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     checkpoint_predictions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    indices: np.ndarray | None = None  # each sample's index in the data set; None: 0..samples-1
+
+    def __post_init__(self):
+        if self.indices is None:
+            self.indices = np.arange(self.predictions.size, dtype=np.int64)
+
+    @classmethod
+    def merge(cls, results) -> "RunResult":
+        """One result from shards of the same run (any order): the single-run result.
+
+        Per-sample rows (predictions, labels, outputs, counts, seconds,
+        checkpoint predictions) are put in order of sample index; per-step
+        counts are added (integer sums: exact in any order). The shards must
+        come from the same network and settings and must not share a sample:
+        else :class:`~eventsnn.errors.ResultsError`. Accuracy, per-sample means
+        and tables are then over all samples.
+        """
+        results = list(results)
+        if not results:
+            raise ResultsError("nothing to merge: no results given")
+        first = results[0]
+        for r in results[1:]:
+            for key in ("layers", "timesteps"):
+                if getattr(r, key) != getattr(first, key):
+                    raise ResultsError(f"cannot merge results with different {key}")
+            for key in ("neurons", "checkpoints", "ann_macs", "ann_macs_textbook"):
+                a, b = getattr(r, key), getattr(first, key)
+                if a.shape != b.shape or not np.array_equal(a, b):
+                    raise ResultsError(f"cannot merge results with different {key}")
+            if r.outputs.shape[1:] != first.outputs.shape[1:]:
+                raise ResultsError("cannot merge results with different output sizes")
+            if (r.labels is None) != (first.labels is None):
+                raise ResultsError("cannot merge results with and without labels")
+            if r.settings != first.settings:
+                keys = sorted(k for k in set(r.settings) | set(first.settings)
+                              if r.settings.get(k) != first.settings.get(k))
+                raise ResultsError(f"cannot merge results of different runs (settings differ in: {', '.join(keys)})")
+        indices = np.concatenate([np.asarray(r.indices, np.int64) for r in results])
+        order = np.argsort(indices, kind="stable")
+        indices = indices[order]
+        if indices.size > 1 and np.any(indices[1:] == indices[:-1]):
+            dup = int(indices[1:][indices[1:] == indices[:-1]][0])
+            raise ResultsError(f"cannot merge: sample {dup} is in more than one result")
+
+        def rows(key):
+            return np.concatenate([getattr(r, key) for r in results])[order]
+
+        def added(key):
+            total = np.zeros_like(getattr(first, key))
+            for r in results:
+                total += getattr(r, key)
+            return total
+
+        return cls(layers=list(first.layers), neurons=first.neurons.copy(), timesteps=first.timesteps,
+                   predictions=rows("predictions"), labels=None if first.labels is None else rows("labels"),
+                   outputs=rows("outputs"), spikes=rows("spikes"), syn_ops=rows("syn_ops"),
+                   updates=rows("updates"), analog_macs=rows("analog_macs"),
+                   spikes_per_step=added("spikes_per_step"), syn_ops_per_step=added("syn_ops_per_step"),
+                   updates_per_step=added("updates_per_step"), seconds=rows("seconds"),
+                   settings=dict(first.settings), ann_macs=first.ann_macs.copy(),
+                   ann_macs_textbook=first.ann_macs_textbook.copy(), checkpoints=first.checkpoints.copy(),
+                   checkpoint_predictions=(rows("checkpoint_predictions") if first.checkpoints.size
+                                           else np.zeros((indices.size, 0), np.int64)),
+                   indices=indices)
 
     @property
     def samples(self) -> int:
@@ -122,7 +195,7 @@ class RunResult:
                 for key in ("neurons", "predictions", "outputs", "spikes", "syn_ops", "updates",
                             "analog_macs", "spikes_per_step", "syn_ops_per_step",
                             "updates_per_step", "seconds", "checkpoints", "checkpoint_predictions",
-                            "ann_macs", "ann_macs_textbook"):
+                            "ann_macs", "ann_macs_textbook", "indices"):
                     f.create_dataset(key, data=getattr(self, key))
                 if self.labels is not None:
                     f.create_dataset("labels", data=self.labels)
@@ -131,7 +204,7 @@ class RunResult:
 def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None = None,
                 mode: str = "discrete", seed: int = 0, poisson_rate: float = 1.0,
                 progress=None, settings: dict | None = None, checkpoints=None, order: str = "auto",
-                backend: str = "cpu") -> RunResult:
+                backend: str = "cpu", indices=None, simulator=None) -> RunResult:
     """Simulate every sample of ``x`` (N, H, W, C); ``progress(n)`` is called after each.
 
     ``checkpoints`` (timesteps <= ``timesteps``) also records each sample's
@@ -139,20 +212,78 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     the Simulator's event order; ``"auto"`` takes ``"layer"`` in discrete time
     (same results, faster on deep nets) and ``"time"`` in continuous time.
     ``backend`` is the Simulator's (``"cpu"``, ``"cuda"`` or ``"auto"``).
+
+    ``indices`` (a sequence of distinct positions in ``x``) runs only those
+    samples: a shard. Sample ``i`` is always encoded with the seed drawn from
+    (``seed``, ``i``), so the shards of a data set, merged with
+    :meth:`RunResult.merge`, equal one run over all of it. ``simulator`` reuses
+    a :class:`Simulator` built for this network with these settings (one per
+    thread), so that many small shards do not each build one (on VGG16 that
+    takes about a second); :func:`reusable_simulator` builds it.
     """
-    if order == "auto":
-        order = "layer" if mode == "discrete" else "time"
     x = np.asarray(x)
     if x.ndim < 2 or x.shape[0] == 0:
         raise SimulationError("no samples to run")
-    # the whole run (traces, per-sample results, the data already held) within the memory limit
-    if isinstance(network, Network) and isinstance(timesteps, (int, np.integer)) and timesteps >= 1:
-        limits.check_run(network, int(timesteps), x.shape[0], len(checkpoints or ()), data_bytes=x.nbytes)
+    rows = _check_indices(indices, x.shape[0])
+    return _run_rows(network, x, y, rows, rows, timesteps=timesteps, encoding=encoding, mode=mode, seed=seed,
+                     poisson_rate=poisson_rate, progress=progress, settings=settings, checkpoints=checkpoints,
+                     order=order, backend=backend, simulator=simulator)
+
+
+def reusable_simulator(network, timesteps: int = 100, encoding: str | None = None, mode: str = "discrete",
+                       seed: int = 0, poisson_rate: float = 1.0, order: str = "auto", backend: str = "cpu",
+                       **_ignored) -> Simulator:
+    """The Simulator :func:`run_dataset` would build for these settings, to pass as its ``simulator``
+    (takes ``run_dataset``'s keyword arguments; the ones a Simulator does not use are ignored)."""
+    if order == "auto":
+        order = "layer" if mode == "discrete" else "time"
     sim = Simulator(network, timesteps=timesteps, mode=mode, encoding=encoding, seed=seed,
                     poisson_rate=poisson_rate, order=order, backend=backend)
-    n, n_layers = x.shape[0], len(sim.layer_names)
+    sim._run_key = _sim_key(network, timesteps, encoding, mode, seed, poisson_rate, order, backend)
+    return sim
+
+
+def _sim_key(network, timesteps, encoding, mode, seed, poisson_rate, order, backend) -> tuple:
+    return (id(network), int(timesteps), encoding, mode, int(seed), float(poisson_rate), order, backend)
+
+
+def _check_indices(indices, n: int) -> np.ndarray:
+    if indices is None:
+        return np.arange(n, dtype=np.int64)
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or idx.size == 0 or not (np.issubdtype(idx.dtype, np.integer)):
+        raise SimulationError(f"indices must be a non-empty list of sample positions (got shape {idx.shape}, "
+                              f"dtype {idx.dtype})")
+    idx = idx.astype(np.int64)
+    if idx.min() < 0 or idx.max() >= n:
+        raise SimulationError(f"indices must lie in 0..{n - 1} (the data has {n} samples), "
+                              f"got {int(idx.min())}..{int(idx.max())}")
+    if np.unique(idx).size != idx.size:
+        raise SimulationError("indices must not repeat a sample")
+    return idx
+
+
+def _run_rows(network, x, y, rows, ids, timesteps=100, encoding=None, mode="discrete", seed=0,
+              poisson_rate=1.0, progress=None, settings=None, checkpoints=None, order="auto",
+              backend="cpu", simulator=None) -> RunResult:
+    """Simulate rows ``rows`` of ``x``; row ``rows[j]`` is sample ``ids[j]`` of the data set (its seed)."""
+    if order == "auto":
+        order = "layer" if mode == "discrete" else "time"
+    n = int(rows.size)
+    # the whole run (traces, per-sample results, the data already held) within the memory limit
+    if isinstance(network, Network) and isinstance(timesteps, (int, np.integer)) and timesteps >= 1:
+        limits.check_run(network, int(timesteps), n, len(checkpoints or ()), data_bytes=x.nbytes)
+    if simulator is not None:
+        if getattr(simulator, "_run_key", None) != _sim_key(network, timesteps, encoding, mode, seed,
+                                                            poisson_rate, order, backend):
+            raise SimulationError("simulator was not built by reusable_simulator for this network and settings")
+        sim = simulator
+    else:
+        sim = Simulator(network, timesteps=timesteps, mode=mode, encoding=encoding, seed=seed,
+                        poisson_rate=poisson_rate, order=order, backend=backend)
+    n_layers = len(sim.layer_names)
     if y is not None:
-        _check_labels(np.asarray(y), n, int(sim.plan.pops[-1].size))
+        _check_labels(np.asarray(y), x.shape[0], int(sim.plan.pops[-1].size))
     per_sample = {k: np.zeros((n, n_layers), np.int64) for k in ("spikes", "syn_ops", "updates", "analog_macs")}
     per_step = {k: np.zeros((n_layers, sim.timesteps), np.int64) for k in ("spikes", "syn_ops", "updates")}
     outputs, predictions, seconds = [], np.zeros(n, np.int64), np.zeros(n, np.float64)
@@ -160,28 +291,29 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     if checkpoints.size and (checkpoints[0] < 1 or checkpoints[-1] > sim.timesteps):
         raise SimulationError(f"checkpoints must lie in 1..{sim.timesteps}, got {checkpoints.tolist()}")
     at_checkpoint = np.zeros((n, checkpoints.size), np.int64)
-    # Compile (or load) the kernels before the clock starts: seconds[] is simulation time only.
-    sim.reset(x[0])
-    sim.run(until=0.0)
-    for i in range(n):
+    if simulator is None:
+        # Compile (or load) the kernels before the clock starts: seconds[] is simulation time only.
+        sim.reset(x[rows[0]])
+        sim.run(until=0.0)
+    for j in range(n):
         start = time.perf_counter()
-        sim.reset(x[i], sample_index=i)
+        sim.reset(x[rows[j]], sample_index=int(ids[j]))
         for k, steps in enumerate(checkpoints):
             sim.run(until=steps)
-            at_checkpoint[i, k] = sim.prediction(at=steps - 1 if not sim.plan.continuous else steps)
+            at_checkpoint[j, k] = sim.prediction(at=steps - 1 if not sim.plan.continuous else steps)
         sim.run()
-        seconds[i] = time.perf_counter() - start
-        predictions[i] = sim.prediction()
+        seconds[j] = time.perf_counter() - start
+        predictions[j] = sim.prediction()
         outputs.append(sim.output())
         totals = sim.per_layer()
         for k in per_sample:
-            per_sample[k][i] = totals[k]
+            per_sample[k][j] = totals[k]
         per_step["spikes"] += sim.spikes_per_step
         per_step["syn_ops"] += sim.syn_ops
         per_step["updates"] += sim.updates
         if progress is not None:
             progress(1)
-    labels = None if y is None else np.asarray(y, np.int64)[:n]
+    labels = None if y is None else np.asarray(y, np.int64)[rows]
     ann_macs, ann_macs_textbook = layer_macs(sim.plan)
     synapses = layer_synapses(sim.plan)
     sources = [sorted({int(r[C_SRC]) for r in sim.plan.conn_i if r[C_DST] == p}) for p in range(n_layers)]
@@ -197,7 +329,8 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
                      spikes_per_step=per_step["spikes"], syn_ops_per_step=per_step["syn_ops"],
                      updates_per_step=per_step["updates"], seconds=seconds, settings=info,
                      checkpoints=checkpoints, checkpoint_predictions=at_checkpoint,
-                     ann_macs=ann_macs, ann_macs_textbook=ann_macs_textbook)
+                     ann_macs=ann_macs, ann_macs_textbook=ann_macs_textbook,
+                     indices=np.asarray(ids, np.int64).copy())
 
 
 def _check_labels(y: np.ndarray, n: int, classes: int) -> None:
@@ -289,6 +422,7 @@ def _read_results(f, path, json_safe) -> RunResult:
     labels = _field(f, "labels", path, 1, required=False)
     checkpoints = _field(f, "checkpoints", path, 1, required=False)
     cp = _field(f, "checkpoint_predictions", path, 2, required=False)
+    indices = _field(f, "indices", path, 1, required=False)
     timesteps = np.asarray(f.attrs.get("timesteps", 0))
     if timesteps.shape != () or timesteps.dtype.kind not in "iu" or int(timesteps) < 1:
         raise ResultsError(f"{path}: field 'timesteps' must be a positive integer")
@@ -296,8 +430,14 @@ def _read_results(f, path, json_safe) -> RunResult:
     checkpoints = np.zeros(0, np.int64) if checkpoints is None else checkpoints
     cp = np.zeros((0, 0), np.int64) if cp is None else cp
     _check_consistent(path, layers, timesteps, data, labels, checkpoints, cp, settings)
+    samples = data["predictions"].shape[0]
+    if indices is not None and (indices.shape != (samples,) or (samples and indices.min() < 0)
+                                or np.unique(indices).size != samples):
+        raise ResultsError(f"{path}: field 'indices' must hold {samples} distinct non-negative sample indices")
+    if cp.shape == (0, 0):
+        cp = np.zeros((samples, 0), np.int64)
     return RunResult(layers=layers, timesteps=timesteps, labels=labels, settings=settings,
-                     checkpoints=checkpoints, checkpoint_predictions=cp, **data)
+                     checkpoints=checkpoints, checkpoint_predictions=cp, indices=indices, **data)
 
 
 def _check_consistent(path, layers, timesteps, data, labels, checkpoints, cp, settings) -> None:
