@@ -199,11 +199,14 @@ def _run_options(fn):
 @click.option("--backend", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
               help="Where events run: 'cuda' needs an NVIDIA GPU and pip install 'eventsnn[cuda]' "
                    "(discrete time); 'auto': cuda when a GPU is present, else cpu.")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="With --backend cuda: samples run concurrently on the GPU [default: as many as fit "
+                   "in its free memory, at most 256]. Ignored on the CPU.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run with the same options: keep the shards already in "
                    "OUTPUT.shards/ and simulate the rest (needs --output).")
 def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_rate, order, no_progress,
-        workers, use_dask, scheduler, shard_size, as_json, output, sweep, force, backend, resume):
+        workers, use_dask, scheduler, shard_size, as_json, output, sweep, force, backend, batch, resume):
     """Simulate a network on a data set and report accuracy and operation counts.
 
     Samples run in shards on every core (--workers, --dask, --scheduler); with
@@ -218,7 +221,7 @@ def run(net_path, data_path, timesteps, samples, encoding, mode, seed, poisson_r
         timesteps = max(checkpoints)
     options = {"timesteps": timesteps, "samples": samples, "encoding": encoding, "mode": mode,
                "seed": seed, "poisson_rate": poisson_rate, "order": order, "output": output,
-               "sweep_timesteps": checkpoints, "backend": backend}
+               "sweep_timesteps": checkpoints, "backend": backend, "batch": batch}
     parallel = {"workers": workers, "dask": use_dask, "scheduler": scheduler, "shard_size": shard_size,
                 "output": output, "resume": resume, "force": force}
     result, settings, data_source = _simulate(net_path, data_path, options, checkpoints, no_progress,
@@ -293,6 +296,8 @@ def _simulate(net_path, data_path, options, checkpoints, no_progress, command, p
                       mode=options["mode"], seed=options["seed"], poisson_rate=options["poisson_rate"],
                       settings=settings, checkpoints=checkpoints, order=options["order"],
                       backend=options.get("backend", "cpu"))
+        if options.get("batch") is not None:
+            kwargs["batch"] = options["batch"]
         import time
 
         start = time.perf_counter()
@@ -302,7 +307,9 @@ def _simulate(net_path, data_path, options, checkpoints, no_progress, command, p
                 stack.callback(_close_dask, client)
             workers = parallel.get("workers")
             store = _shard_store(parallel, net_path, x, data.y, kwargs, workers, client)
-            if client is None and store is None and (x.shape[0] <= 1 or (workers or _cores()) == 1):
+            # one GPU takes the samples in batches itself: no shards on local threads
+            on_gpu = _resolved_backend(kwargs["backend"]) == "cuda"
+            if client is None and store is None and (x.shape[0] <= 1 or on_gpu or (workers or _cores()) == 1):
                 if no_progress or x.shape[0] <= 1:
                     result = run_dataset(net, x, data.y, **kwargs)
                 else:
@@ -314,6 +321,11 @@ def _simulate(net_path, data_path, options, checkpoints, no_progress, command, p
                 result = _run_shards(net, x, data.y, kwargs, parallel, client, store, no_progress)
         parallel["wall"] = max(time.perf_counter() - start, 1e-9)
     return result, settings, data.source
+
+
+def _resolved_backend(name):
+    from eventsnn.engine.backends import resolve_backend
+    return resolve_backend(name)
 
 
 def _cores():
@@ -378,6 +390,9 @@ def _run_shards(net, x, y, kwargs, parallel, client, store, no_progress):
         workers = _dask_workers(client)
         where = parallel.get("scheduler") or "a local Dask cluster"
         parallel["how"] = f"{workers} Dask worker{'s' if workers != 1 else ''} ({where})"
+    elif _resolved_backend(kwargs["backend"]) == "cuda":
+        workers = 1  # one GPU: shards one after another, each in batches on the device
+        parallel["how"] = "the GPU"
     else:
         workers = parallel.get("workers") or _cores()
         parallel["how"] = f"{workers} thread{'s' if workers != 1 else ''}"

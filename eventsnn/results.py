@@ -204,8 +204,9 @@ class RunResult:
 def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None = None,
                 mode: str = "discrete", seed: int = 0, poisson_rate: float = 1.0,
                 progress=None, settings: dict | None = None, checkpoints=None, order: str = "auto",
-                backend: str = "cpu", indices=None, simulator=None) -> RunResult:
-    """Simulate every sample of ``x`` (N, H, W, C); ``progress(n)`` is called after each.
+                backend: str = "cpu", indices=None, simulator=None, batch: int | None = None) -> RunResult:
+    """Simulate every sample of ``x`` (N, H, W, C); ``progress(n)`` is called after each
+    (on the CUDA backend: after each batch, with its size).
 
     ``checkpoints`` (timesteps <= ``timesteps``) also records each sample's
     prediction after that many steps, from the same simulation. ``order`` is
@@ -227,7 +228,7 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
     rows = _check_indices(indices, x.shape[0])
     return _run_rows(network, x, y, rows, rows, timesteps=timesteps, encoding=encoding, mode=mode, seed=seed,
                      poisson_rate=poisson_rate, progress=progress, settings=settings, checkpoints=checkpoints,
-                     order=order, backend=backend, simulator=simulator)
+                     order=order, backend=backend, simulator=simulator, batch=batch)
 
 
 def reusable_simulator(network, timesteps: int = 100, encoding: str | None = None, mode: str = "discrete",
@@ -265,7 +266,7 @@ def _check_indices(indices, n: int) -> np.ndarray:
 
 def _run_rows(network, x, y, rows, ids, timesteps=100, encoding=None, mode="discrete", seed=0,
               poisson_rate=1.0, progress=None, settings=None, checkpoints=None, order="auto",
-              backend="cpu", simulator=None) -> RunResult:
+              backend="cpu", simulator=None, batch=None) -> RunResult:
     """Simulate rows ``rows`` of ``x``; row ``rows[j]`` is sample ``ids[j]`` of the data set (its seed)."""
     if order == "auto":
         order = "layer" if mode == "discrete" else "time"
@@ -284,14 +285,51 @@ def _run_rows(network, x, y, rows, ids, timesteps=100, encoding=None, mode="disc
     n_layers = len(sim.layer_names)
     if y is not None:
         _check_labels(np.asarray(y), x.shape[0], int(sim.plan.pops[-1].size))
-    per_sample = {k: np.zeros((n, n_layers), np.int64) for k in ("spikes", "syn_ops", "updates", "analog_macs")}
-    per_step = {k: np.zeros((n_layers, sim.timesteps), np.int64) for k in ("spikes", "syn_ops", "updates")}
-    outputs, predictions, seconds = [], np.zeros(n, np.int64), np.zeros(n, np.float64)
     checkpoints = np.array(sorted(set(int(c) for c in (checkpoints or ()))), np.int64)
     if checkpoints.size and (checkpoints[0] < 1 or checkpoints[-1] > sim.timesteps):
         raise SimulationError(f"checkpoints must lie in 1..{sim.timesteps}, got {checkpoints.tolist()}")
+    if sim.backend_name == "cuda":
+        from .engine.cuda_batch import run_samples
+
+        got = run_samples(sim, x[rows], checkpoints=checkpoints, batch=batch, progress=progress, sample_ids=ids)
+        per_sample = {"spikes": got.spikes, "syn_ops": got.syn_ops, "updates": got.updates,
+                      "analog_macs": got.analog_macs}
+        per_step = {"spikes": got.spikes_per_step, "syn_ops": got.syn_ops_per_step,
+                    "updates": got.updates_per_step}
+        outputs, predictions, seconds = got.outputs, got.predictions, got.seconds
+        at_checkpoint = got.checkpoint_predictions
+        settings = dict(settings or {}, batch=got.batch)
+    else:
+        per_sample, per_step, outputs, predictions, seconds, at_checkpoint = _one_by_one(
+            sim, x, rows, ids, checkpoints, progress, warm_up=simulator is None)
+    labels = None if y is None else np.asarray(y, np.int64)[rows]
+    ann_macs, ann_macs_textbook = layer_macs(sim.plan)
+    synapses = layer_synapses(sim.plan)
+    sources = [sorted({int(r[C_SRC]) for r in sim.plan.conn_i if r[C_DST] == p}) for p in range(n_layers)]
+    info = {"layer_sources": sources, "timesteps": sim.timesteps, "mode": mode, "encoding": sim.plan.encoding, "seed": seed,
+            "poisson_rate": poisson_rate, "decoding": sim.network.decoding, "order": order,
+            "backend": sim.backend_name,
+            "layer_synapses": [int(v) for v in synapses]}
+    info.update(settings or {})
+    return RunResult(layers=list(sim.layer_names), neurons=sim.neurons, timesteps=sim.timesteps,
+                     predictions=predictions, labels=labels, outputs=np.asarray(outputs),
+                     spikes=per_sample["spikes"], syn_ops=per_sample["syn_ops"],
+                     updates=per_sample["updates"], analog_macs=per_sample["analog_macs"],
+                     spikes_per_step=per_step["spikes"], syn_ops_per_step=per_step["syn_ops"],
+                     updates_per_step=per_step["updates"], seconds=seconds, settings=info,
+                     checkpoints=checkpoints, checkpoint_predictions=at_checkpoint,
+                     ann_macs=ann_macs, ann_macs_textbook=ann_macs_textbook,
+                     indices=np.asarray(ids, np.int64).copy())
+
+def _one_by_one(sim, x, rows, ids, checkpoints, progress, warm_up):
+    """Run the samples one after another on ``sim``: the per-sample and per-step counts,
+    outputs, predictions, seconds and checkpoint predictions of :func:`_run_rows`."""
+    n, n_layers = int(rows.size), len(sim.layer_names)
+    per_sample = {k: np.zeros((n, n_layers), np.int64) for k in ("spikes", "syn_ops", "updates", "analog_macs")}
+    per_step = {k: np.zeros((n_layers, sim.timesteps), np.int64) for k in ("spikes", "syn_ops", "updates")}
+    outputs, predictions, seconds = [], np.zeros(n, np.int64), np.zeros(n, np.float64)
     at_checkpoint = np.zeros((n, checkpoints.size), np.int64)
-    if simulator is None:
+    if warm_up:
         # Compile (or load) the kernels before the clock starts: seconds[] is simulation time only.
         sim.reset(x[rows[0]])
         sim.run(until=0.0)
@@ -313,24 +351,7 @@ def _run_rows(network, x, y, rows, ids, timesteps=100, encoding=None, mode="disc
         per_step["updates"] += sim.updates
         if progress is not None:
             progress(1)
-    labels = None if y is None else np.asarray(y, np.int64)[rows]
-    ann_macs, ann_macs_textbook = layer_macs(sim.plan)
-    synapses = layer_synapses(sim.plan)
-    sources = [sorted({int(r[C_SRC]) for r in sim.plan.conn_i if r[C_DST] == p}) for p in range(n_layers)]
-    info = {"layer_sources": sources, "timesteps": sim.timesteps, "mode": mode, "encoding": sim.plan.encoding, "seed": seed,
-            "poisson_rate": poisson_rate, "decoding": sim.network.decoding, "order": order,
-            "backend": sim.backend_name,
-            "layer_synapses": [int(v) for v in synapses]}
-    info.update(settings or {})
-    return RunResult(layers=list(sim.layer_names), neurons=sim.neurons, timesteps=sim.timesteps,
-                     predictions=predictions, labels=labels, outputs=np.array(outputs),
-                     spikes=per_sample["spikes"], syn_ops=per_sample["syn_ops"],
-                     updates=per_sample["updates"], analog_macs=per_sample["analog_macs"],
-                     spikes_per_step=per_step["spikes"], syn_ops_per_step=per_step["syn_ops"],
-                     updates_per_step=per_step["updates"], seconds=seconds, settings=info,
-                     checkpoints=checkpoints, checkpoint_predictions=at_checkpoint,
-                     ann_macs=ann_macs, ann_macs_textbook=ann_macs_textbook,
-                     indices=np.asarray(ids, np.int64).copy())
+    return per_sample, per_step, np.array(outputs), predictions, seconds, at_checkpoint
 
 
 def _check_labels(y: np.ndarray, n: int, classes: int) -> None:

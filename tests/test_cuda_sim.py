@@ -322,6 +322,25 @@ def test_run_dataset_on_cuda_equals_cpu():
         np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
     np.testing.assert_array_equal(b.outputs, a.outputs)
     assert a.spikes[:, 1:].sum() > 0
+    assert b.settings["batch"] == 3  # the simulator reports unlimited memory: one batch
+
+
+def test_cuda_shards_and_batches_merge_to_the_cpu_run():
+    """A shard (``indices``) run on the device in batches of 2 keeps each sample's own
+    Poisson stream (seeded by its index in the whole data set): the merged shards equal
+    the CPU's single run."""
+    from eventsnn.results import RunResult, run_dataset
+    rng = np.random.default_rng(19)
+    net = random_network(rng, "poisson")
+    xs = np.stack([random_input(rng, net) for _ in range(5)])
+    whole = run_dataset(net, xs, timesteps=6, seed=3)
+    parts = [run_dataset(net, xs, timesteps=6, seed=3, backend="cuda", batch=2, indices=idx)
+             for idx in ([3, 4], [0, 1, 2])]
+    assert parts[1].settings["batch"] == 2
+    merged = RunResult.merge(parts)
+    for name in ("spikes", "syn_ops", "updates", "predictions", "spikes_per_step", "syn_ops_per_step"):
+        np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name), err_msg=name)
+    np.testing.assert_array_equal(merged.outputs, whole.outputs)
 
 
 @pytest.mark.slow

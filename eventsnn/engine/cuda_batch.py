@@ -154,14 +154,15 @@ def _readout(sim, engine, at: float | None) -> tuple:
 
 
 def run_samples(sim, x, checkpoints=(), batch: int | None = None, progress=None,
-                free_bytes: int | None = None) -> BatchRun:
+                free_bytes: int | None = None, sample_ids=None) -> BatchRun:
     """Run every sample of ``x`` (N, H, W, C) through ``sim``'s network on the GPU, ``batch``
     samples at a time (default: :func:`default_batch`).
 
     ``sim`` is a :class:`~eventsnn.engine.simulator.Simulator` of the network (any
     backend; its plan, parameters, encoding, seed and Poisson rate are used, and its host
     state is overwritten by the readout). Sample ``i`` uses the random stream
-    ``sample_index=i``, as :func:`eventsnn.results.run_dataset` does. ``checkpoints``
+    ``sample_index=i`` (or ``sample_ids[i]``: the sample's index in the whole data set
+    when ``x`` is a shard), as :func:`eventsnn.results.run_dataset` does. ``checkpoints``
     (steps, sorted, in 1..T) also give each sample's prediction after that many steps.
     ``progress(k)`` is called after each batch with its size.
     """
@@ -176,6 +177,9 @@ def run_samples(sim, x, checkpoints=(), batch: int | None = None, progress=None,
     if x.ndim < 2 or x.shape[0] == 0:
         raise SimulationError("no samples to run")
     n_samples, T = x.shape[0], sim.timesteps
+    ids = np.arange(n_samples, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, np.int64)
+    if ids.shape != (n_samples,):
+        raise SimulationError(f"sample_ids must give one index per sample ({n_samples}), got shape {ids.shape}")
     checkpoints = np.array(sorted(set(int(c) for c in checkpoints)), np.int64)
     if checkpoints.size and (checkpoints[0] < 1 or checkpoints[-1] > T):
         raise SimulationError(f"checkpoints must lie in 1..{T}, got {checkpoints.tolist()}")
@@ -214,7 +218,7 @@ def run_samples(sim, x, checkpoints=(), batch: int | None = None, progress=None,
         v, const, idx, bounds, counts_in = [], [], [], [], []
         total = 0
         with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, hi - lo))) as pool:
-            prepared = list(pool.map(lambda i: _prepare(sim, x[i], i), range(lo, hi)))
+            prepared = list(pool.map(lambda i: _prepare(sim, x[i], int(ids[i])), range(lo, hi)))
         for i, (vi, ci, in_time, in_idx, macs) in zip(range(lo, hi), prepared):
             v.append(vi)
             const.append(ci)
