@@ -84,3 +84,29 @@ def test_shipped_vgg16_converts_and_runs(tmp_path, monkeypatch):
     summary = json.loads(res.output)
     assert summary["samples"] == 4 and summary["accuracy"] is not None
     assert summary["syn_ops_per_sample"] > 0
+
+
+def _readme_vgg16_commands():
+    text = (ROOT / "README.md").read_text()
+    convert = re.search(r"^eventsnn convert data/vgg16_fashion\.onnx [^\n]*$", text, re.M).group(0)
+    block = re.search(r"^```console\n(\$ eventsnn run --net converted_vgg16\.h5[^\n]*)\n(.*?)^```", text,
+                      re.S | re.M)
+    return convert, block.group(1), block.group(2)
+
+
+@pytest.mark.slow
+def test_readme_vgg16_commands_print_what_the_readme_shows(tmp_path, monkeypatch):
+    """The README's convert command, then its run command on the 500 shipped images: the same output."""
+    import shlex
+
+    from test_docs import compare_output
+
+    convert, run, expected = _readme_vgg16_commands()
+    monkeypatch.chdir(tmp_path)
+    args = [str(ROOT / a) if a.startswith("data/") else a for a in shlex.split(convert)[1:]]
+    runner = CliRunner()
+    res = runner.invoke(main, args + ["--no-progress"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, shlex.split(run[len("$ eventsnn "):]) + ["--no-progress"])
+    assert res.exit_code == 0, res.output
+    compare_output(expected.rstrip("\n"), res.stdout.rstrip("\n"))
