@@ -151,6 +151,10 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", default="/tmp/vgg16_fashion.ckpt")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--time-batches", type=int, default=0)
+    ap.add_argument("--init", default=None,
+                    help="start from these weights (the *.final.pt of an earlier run; a second training "
+                         "stage with its own one-cycle schedule); recorded in the metadata")
+    ap.add_argument("--init-meta", default=None, help="the earlier run's metadata JSON, kept in this one's")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -159,6 +163,16 @@ def main(argv=None) -> int:
 
     (x_train, y_train), (x_test, y_test), data_digests = load_fashion_mnist(args.data_dir)
     model = VGG16(args.width, args.dropout)
+    init_info = None
+    if args.init:
+        model.load_state_dict(torch.load(args.init, weights_only=True))
+        init_info = {"weights": os.path.basename(args.init), "sha256": sha256_file(args.init)}
+        if args.init_meta:
+            with open(args.init_meta) as f:
+                prev = json.load(f)
+            init_info["earlier_run"] = {k: prev[k] for k in ("epochs", "seed", "optimizer", "test_accuracy",
+                                                             "training_time_s", "history", "command") if k in prev}
+        print(f"initialised from {args.init}", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"width {args.width:g}: {n_params} parameters; {architecture(args.width, args.dropout)}", flush=True)
     steps_per_epoch = (len(x_train) + args.batch_size - 1) // args.batch_size
@@ -296,6 +310,7 @@ def main(argv=None) -> int:
         "threads": args.threads,
         "training_time_s": round(train_time, 1),
         "history": history,
+        "init": init_info,
         "onnxruntime_check": ort_check,
         "torch_version": torch.__version__,
         "onnx_version": onnx.__version__,
