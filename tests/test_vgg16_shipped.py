@@ -60,6 +60,9 @@ def test_shipped_onnx_matches_its_metadata():
     assert meta["test_images"] == 10000 and 0.5 < meta["test_accuracy"] < 1
     assert meta["width"] > 0 and len(meta["history"]) == meta["epochs"]
     assert set(meta["onnx_ops"]) <= {"Conv", "Relu", "AveragePool", "Flatten", "Gemm"}
+    # the accuracy the README and data/README.md state is the metadata's
+    for doc in ("README.md", "data/README.md"):
+        assert f"{100 * meta['test_accuracy']:.2f} %" in (ROOT / doc).read_text(), doc
 
 
 def test_shipped_vgg16_converts_and_runs(tmp_path, monkeypatch):
