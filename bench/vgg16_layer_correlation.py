@@ -17,7 +17,7 @@ Usage (eventsnn's venv)::
     python bench/vgg16_layer_correlation.py --net converted_vgg16.h5 --samples 20
 
 Writes ``bench/results/vgg16_layer_correlation.json`` and the figure
-``docs/vgg16_layer_correlation.png``.
+``docs/images/vgg16_layer_correlation.png``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--timesteps", default="50,200")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "vgg16_layer_correlation.json"))
-    ap.add_argument("--figure", default=str(ROOT / "docs" / "vgg16_layer_correlation.png"))
+    ap.add_argument("--figure", default=str(ROOT / "docs" / "images" / "vgg16_layer_correlation.png"))
     args = ap.parse_args(argv)
     steps = sorted({int(t) for t in args.timesteps.split(",")})
 

@@ -10,6 +10,7 @@ ran, then the paired tests.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,24 +18,33 @@ from pathlib import Path
 R = Path(__file__).resolve().parent / "results"
 
 
-def main() -> int:
-    ev = json.loads((R / "vgg16_conversion.json").read_text())
-    pe = json.loads((R / "vgg16_peers.json").read_text())
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--eventsnn", default="vgg16_conversion.json", help="comma list of files in bench/results")
+    ap.add_argument("--peers", default="vgg16_peers.json")
+    ap.add_argument("--paired", default="vgg16_paired.json")
+    args = ap.parse_args(argv)
+    evs = [json.loads((R / f).read_text()) for f in args.eventsnn.split(",")]
+    pe = json.loads((R / args.peers).read_text())
     n_pe = pe["settings"]["samples"]
+    ev = evs[0]
     print(f"ANN (eventsnn.forward): {100 * ev['ann']['test_10000']['eventsnn_forward']:.2f} % on 10000; "
           f"on the first {n_pe}: {100 * pe['ann']['accuracy_same_samples']:.2f} %\n")
     cps = ev["settings"]["checkpoints"]
     print("| converter (images) | " + " | ".join(f"T = {t}" for t in cps) + " |")
     print("|---|" + "---|" * len(cps))
-    for c in ev["configs"]:
-        n = c["samples"]
-        cells = []
-        for r in c["sweep"]:
-            sub = r.get(f"accuracy_first_{n_pe}")
-            extra = f" [{100 * sub:.1f} on {n_pe}]" if sub is not None and n > n_pe else ""
-            cells.append(f"{100 * r['accuracy']:.2f}{extra} ({r['syn_ops_per_sample'] / 1e6:.1f} M)")
-        print(f"| eventsnn {c['method']}/{c['decoding']}, v_init {ev['settings']['v_init']} ({n}) | "
-              + " | ".join(cells) + " |")
+    for ev in evs:
+        st = ev["settings"]
+        for c in ev["configs"]:
+            n = c["samples"]
+            cells = []
+            for r in c["sweep"]:
+                sub = r.get(f"accuracy_first_{n_pe}")
+                extra = f" [{100 * sub:.2f} on {n_pe}]" if sub is not None and n > n_pe else ""
+                cells.append(f"{100 * r['accuracy']:.2f}{extra} ({r['syn_ops_per_sample'] / 1e6:.1f} M)")
+            k = st.get("max_spikes", 1)
+            print(f"| eventsnn {c['method']}/{c['decoding']}, v_init {st['v_init']}"
+                  f"{f', K = {k}' if k > 1 else ''} ({n}) | " + " | ".join(cells) + " |")
     for p in pe["peers"]:
         if p["status"] != "ok":
             print(f"| {p['peer']} | failed: {p['error']} |")
@@ -51,12 +61,13 @@ def main() -> int:
             txt = f"{100 * acc:.2f}" + (f" / spk {100 * spk:.2f}" if spk is not None else "")
             row.append(f"{txt} ({r['syn_ops_per_sample'] / 1e6:.1f} M)")
         print(f"| {p['peer']} ({p['samples']}) | " + " | ".join(row) + " |")
-    print("\nms per sample: eventsnn " + ", ".join(
-        f"{c['method']}/{c['decoding']} {1000 * c['wall_s_per_sample']:.0f} (T = {ev['settings']['timesteps']})"
-        for c in ev["configs"]) + "; peers " + ", ".join(
+    print("\nms per sample at T = 500: eventsnn (batch 1, one process per core) " + ", ".join(
+        f"{c['method']}/{c['decoding']} K = {e['settings'].get('max_spikes', 1)}: "
+        f"{1000 * c['seconds_per_sample_one_core']:.0f} per core"
+        for e in evs for c in e["configs"]) + "; peers (one thread) " + ", ".join(
         f"{p['peer']} {1000 * p['seconds_per_sample']:.0f} (batch {p['batch']})" for p in pe["peers"]
         if p["status"] == "ok"))
-    paired = R / "vgg16_paired.json"
+    paired = R / args.paired
     if paired.exists():
         rows = json.loads(paired.read_text())["rows"]
         print("\n| T | images | eventsnn best (acc %) | best peer (acc %) | eventsnn only right | peer only right "
