@@ -195,7 +195,7 @@ def main(argv=None) -> int:
 
     history, start, train_time = [], 1, 0.0
     if args.resume and os.path.exists(args.checkpoint):
-        ck = torch.load(args.checkpoint, weights_only=False)
+        ck = torch.load(args.checkpoint, weights_only=True)  # no pickled code
         if ck["args"]["width"] != args.width or ck["args"]["epochs"] != args.epochs:
             raise SystemExit("checkpoint was made with another --width/--epochs")
         model.load_state_dict(ck["model"])
