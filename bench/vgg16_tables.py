@@ -38,7 +38,12 @@ def main(argv=None) -> int:
         for c in ev["configs"]:
             n = c["samples"]
             cells = []
-            for r in c["sweep"]:
+            by_t = {r["timesteps"]: r for r in c["sweep"]}
+            for t in cps:
+                r = by_t.get(t)
+                if r is None:
+                    cells.append("-")
+                    continue
                 sub = r.get(f"accuracy_first_{n_pe}")
                 extra = f" [{100 * sub:.2f} on {n_pe}]" if sub is not None and n > n_pe else ""
                 cells.append(f"{100 * r['accuracy']:.2f}{extra} ({r['syn_ops_per_sample'] / 1e6:.1f} M)")
