@@ -23,6 +23,7 @@ Usage::
     python bench/conversion.py --samples 2000 --config-samples percentile:membrane=10000
     python bench/conversion.py --methods percentile --decodings membrane --timesteps 100 \
         --checkpoints 25,50,100 --v-init 0.5 --max-spikes 2 --out bench/results/conversion_k2.json
+    python bench/conversion.py --model data/vgg16_fashion.onnx ...   # another ONNX (bench/vgg16_README.md)
 
 Writes ``bench/results/conversion.json`` (``--out``) with machine, date, git
 commit and every setting. See bench/conversion_README.md.
@@ -63,7 +64,7 @@ DECODINGS = ("spikes", "membrane")
 # Source ANN
 # ----------------------------------------------------------------------------
 
-def ann_accuracy(ann, x, y) -> dict:
+def ann_accuracy(ann, x, y, model=MODEL) -> dict:
     t0 = time.perf_counter()
     logits = forward(simplify(ann), x).reshape(len(x), -1)
     out = {"samples": int(len(x)), "eventsnn_forward": float(np.mean(logits.argmax(1) == y)),
@@ -76,7 +77,7 @@ def ann_accuracy(ann, x, y) -> dict:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(MODEL), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32)
     ref = np.concatenate([sess.run(None, {name: nchw[i: i + 500]})[0] for i in range(0, len(x), 500)])
@@ -217,7 +218,9 @@ def main(argv=None) -> int:
     ap.add_argument("--subsets", default="2000",
                     help="also report the accuracy on the first N test samples (comma list)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "conversion.json"))
+    ap.add_argument("--model", type=Path, default=MODEL, help="the source ANN (ONNX) [data/default_ann.onnx]")
     args = ap.parse_args(argv)
+    model = args.model.resolve()
 
     checkpoints = sorted({int(c) for c in args.checkpoints.split(",")})
     methods = [m for m in args.methods.split(",") if m]
@@ -232,10 +235,10 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     test = load_dataset(TEST)
     x_test, y_test = test.x[:n_max], test.y[:n_max]
-    ann = read_model(MODEL)
+    ann = read_model(model)
 
-    ann_full = ann_accuracy(ann, test.x, test.y)
-    ann_runs = {str(n): ann_accuracy(ann, x_test[:n], y_test[:n])
+    ann_full = ann_accuracy(ann, test.x, test.y, model)
+    ann_runs = {str(n): ann_accuracy(ann, x_test[:n], y_test[:n], model)
                 for n in sorted({args.samples, *overrides.values(), *subsets}) if n < 10000}
     ort_acc = ann_full["onnxruntime"]
     ort_text = ort_acc if isinstance(ort_acc, str) else f"{100 * ort_acc:.2f} %"
@@ -264,7 +267,7 @@ def main(argv=None) -> int:
             "finished": finished,
             "machine": info,
             "settings": {
-                "model": os.path.relpath(MODEL, ROOT), "test_data": str(TEST), "calibration_data": str(TRAIN),
+                "model": os.path.relpath(model, ROOT), "test_data": str(TEST), "calibration_data": str(TRAIN),
                 "samples": args.samples, "config_samples": {f"{k[0]}:{k[1]}": v for k, v in overrides.items()},
                 "timesteps": args.timesteps, "checkpoints": checkpoints, "workers": args.workers,
                 "encoding": "direct (analog input current, W*x computed once per sample)",

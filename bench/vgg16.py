@@ -6,7 +6,7 @@ the ImageNet head 4096-4096-1000; max pooling as in Keras' VGG16, or average
 pooling as in Sengupta et al. 2019) the script
 
 1. builds the VGG16 topology with random He-normal weights
-   (``tests/annbuild.py::vgg16``) and labels its images with the ANN's own
+   (``eventsnn.architectures.vgg16_ann``) and labels its images with the ANN's own
    argmax (so "accuracy" below is SNN-vs-ANN agreement, not a real accuracy);
 2. writes it as an ONNX file (NCHW, as PyTorch exports) under ``--workdir``
    (default /tmp/eventsnn_vgg16: the 224x224 file is ~550 MB, never in the repo);
@@ -53,7 +53,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 
-from annbuild import to_onnx, vgg16  # noqa: E402
+from annbuild import to_onnx  # noqa: E402
+from eventsnn.architectures import vgg16_ann as vgg16  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_info  # noqa: E402
 from eventsnn.ann import forward  # noqa: E402
@@ -216,8 +217,8 @@ def bench_config(size: str, pool: str, args, work: Path, log) -> list:
     steps = [args.t32] if size == "32" else args.t224
     log(f"\n== {tag}: calibration {n_cal} images, {n_test} test sample(s), T in {steps}")
     entry = {"config": tag, "input_shape": [h, w, c], "dense": [cfg["dense"], cfg["dense"], cfg["classes"]],
-             "pool": POOLS[pool], "weights": "random He-normal (tests/annbuild.py::vgg16, seed 0), "
-                                               "biases N(0, 0.05)"}
+             "pool": POOLS[pool], "weights": "random He-normal (eventsnn.architectures.vgg16_ann, seed 0; the same "
+                                               "weights as the former tests/annbuild.py::vgg16), biases N(0, 0.05)"}
 
     t0 = time.perf_counter()
     graph = vgg16(cfg["shape"], classes=cfg["classes"], dense=cfg["dense"], pool=POOLS[pool], seed=0)

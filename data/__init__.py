@@ -1,11 +1,12 @@
-"""Files shipped with eventsnn: the default network and the Fashion-MNIST sample.
+"""Files shipped with eventsnn: the default network, the trained VGG16 and the Fashion-MNIST samples.
 
 They are package data (``eventsnn.data``), so an installed eventsnn finds them
 from any folder::
 
     >>> import eventsnn.data
     >>> eventsnn.data.files()
-    ['default_ann.json', 'default_ann.onnx', 'default_net.h5', 'energy_profiles.toml', 'fashion-mnist-sample.npz']
+    ['default_ann.json', 'default_ann.onnx', 'default_net.h5', 'energy_profiles.toml', 'fashion-mnist-sample.npz',
+     'fashion-mnist-train-calib.npz', 'vgg16_fashion.json', 'vgg16_fashion.onnx']
     >>> net = eventsnn.load_network(eventsnn.data.path("default_net.h5"))  # doctest: +SKIP
 
 ``path(name)`` is a real file-system path (``importlib.resources``; eventsnn

@@ -67,23 +67,6 @@ class AnnBuilder:
         return AnnGraph(self.input_shape, list(self.layers), {"format": "test"})
 
 
-def vgg16(input_shape=(32, 32, 3), classes=10, dense=512, pool="avgpool2d", seed=0, bias=True) -> AnnGraph:
-    """VGG16 topology: 13 conv (64,64,P,128,128,P,256x3,P,512x3,P,512x3,P) and 3 dense."""
-    b = AnnBuilder(input_shape, seed)
-    for block in ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)):
-        for c in block:
-            b.conv(c, bias=bias)
-            b.relu()
-        b.pool(pool)
-    b.flatten()
-    b.dense(dense, bias=bias)
-    b.relu()
-    b.dense(dense, bias=bias)
-    b.relu()
-    b.dense(classes, bias=bias)
-    return b.graph()
-
-
 def to_onnx(graph: AnnGraph, path, opset=17):
     """Write ``graph`` as an ONNX model in NCHW layout (weights OIHW, Gemm rows in CHW order)."""
     import onnx

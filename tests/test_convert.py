@@ -21,7 +21,8 @@ from eventsnn.engine.simulator import Simulator  # noqa: E402
 from eventsnn.io import load_network  # noqa: E402
 from eventsnn.io.onnx_import import read_onnx  # noqa: E402
 
-from annbuild import AnnBuilder, to_onnx, vgg16  # noqa: E402
+from annbuild import AnnBuilder, to_onnx  # noqa: E402
+from eventsnn.architectures import vgg16_ann  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "fashion-mnist-sample.npz"
 
@@ -147,7 +148,7 @@ def test_same_weights_from_onnx_and_keras_give_identical_snns(tmp_path, data):
 
 
 def test_vgg16_topology_converts_and_runs_from_cli(tmp_path):
-    ann = vgg16((32, 32, 3))
+    ann = vgg16_ann((32, 32, 3))
     assert sum(l.op == "conv2d" for l in ann.layers) == 13 and sum(l.op == "dense" for l in ann.layers) == 3
     model = to_onnx(ann, tmp_path / "vgg16.onnx")
     rng = np.random.default_rng(1)

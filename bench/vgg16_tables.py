@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Markdown tables for BENCHMARKS.md from the trained-VGG16 results (bench/run_vgg16.sh).
+
+Reads ``bench/results/vgg16_conversion.json`` (bench/conversion.py),
+``vgg16_peers.json`` (bench/vgg16_peers.py) and ``vgg16_paired.json``
+(bench/conversion_paired.py) and prints accuracy and synaptic ops per sample
+for every T, eventsnn's configurations against the peers', on the images both
+ran, then the paired tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+R = Path(__file__).resolve().parent / "results"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--eventsnn", default="vgg16_conversion.json", help="comma list of files in bench/results")
+    ap.add_argument("--peers", default="vgg16_peers.json")
+    ap.add_argument("--paired", default="vgg16_paired.json")
+    args = ap.parse_args(argv)
+    evs = [json.loads((R / f).read_text()) for f in args.eventsnn.split(",")]
+    pe = json.loads((R / args.peers).read_text())
+    n_pe = pe["settings"]["samples"]
+    ev = evs[0]
+    print(f"ANN (eventsnn.forward): {100 * ev['ann']['test_10000']['eventsnn_forward']:.2f} % on 10000; "
+          f"on the first {n_pe}: {100 * pe['ann']['accuracy_same_samples']:.2f} %\n")
+    cps = ev["settings"]["checkpoints"]
+    print("| converter (images) | " + " | ".join(f"T = {t}" for t in cps) + " |")
+    print("|---|" + "---|" * len(cps))
+    for ev in evs:
+        st = ev["settings"]
+        for c in ev["configs"]:
+            n = c["samples"]
+            cells = []
+            by_t = {r["timesteps"]: r for r in c["sweep"]}
+            for t in cps:
+                r = by_t.get(t)
+                if r is None:
+                    cells.append("-")
+                    continue
+                sub = r.get(f"accuracy_first_{n_pe}")
+                extra = f" [{100 * sub:.2f} on {n_pe}]" if sub is not None and n > n_pe else ""
+                cells.append(f"{100 * r['accuracy']:.2f}{extra} ({r['syn_ops_per_sample'] / 1e6:.1f} M)")
+            k = st.get("max_spikes", 1)
+            print(f"| eventsnn {c['method']}/{c['decoding']}, v_init {st['v_init']}"
+                  f"{f', K = {k}' if k > 1 else ''} ({n}) | " + " | ".join(cells) + " |")
+    for p in pe["peers"]:
+        if p["status"] != "ok":
+            print(f"| {p['peer']} | failed: {p['error']} |")
+            continue
+        cells = {r["timesteps"]: r for r in p["sweep"]}
+        row = []
+        for t in cps:
+            r = cells.get(t)
+            if r is None:
+                row.append("-")
+                continue
+            acc = r["accuracy_membrane"]
+            spk = r["accuracy_spikes"]
+            txt = f"{100 * acc:.2f}" + (f" / spk {100 * spk:.2f}" if spk is not None else "")
+            row.append(f"{txt} ({r['syn_ops_per_sample'] / 1e6:.1f} M)")
+        print(f"| {p['peer']} ({p['samples']}) | " + " | ".join(row) + " |")
+    print("\nms per sample at T = 500: eventsnn (batch 1, one process per core) " + ", ".join(
+        f"{c['method']}/{c['decoding']} K = {e['settings'].get('max_spikes', 1)}: "
+        f"{1000 * c['seconds_per_sample_one_core']:.0f} per core"
+        for e in evs for c in e["configs"]) + "; peers (one thread) " + ", ".join(
+        f"{p['peer']} {1000 * p['seconds_per_sample']:.0f} (batch {p['batch']})" for p in pe["peers"]
+        if p["status"] == "ok"))
+    paired = R / args.paired
+    if paired.exists():
+        rows = json.loads(paired.read_text())["rows"]
+        print("\n| T | images | eventsnn best (acc %) | best peer (acc %) | eventsnn only right | peer only right "
+              "| p (McNemar) |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['timesteps']} | {r['samples']} | {r['eventsnn']} ({100 * r['eventsnn_accuracy']:.2f}) | "
+                  f"{r['peer']} ({100 * r['peer_accuracy']:.2f}) | {r['eventsnn_only']} | {r['peer_only']} | "
+                  f"{r['p_value']:.2g} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
