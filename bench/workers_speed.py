@@ -215,9 +215,9 @@ def shard_overhead(net, x, y, kw, dask_client, repeats, log) -> dict:
 def build_vgg16(log, calib_images=0):
     """The converted VGG16 (8 calibration images), and with ``calib_images`` the calibration timed
     on 1 and 2 threads (batches of 32: the same networks either way, checked)."""
-    from annbuild import vgg16
+    from eventsnn.architectures import vgg16_ann
 
-    graph = vgg16((32, 32, 3), classes=10, dense=512, pool="avgpool2d", seed=0)
+    graph = vgg16_ann((32, 32, 3), classes=10, dense=512, pool="avgpool2d", seed=0)
     rng = np.random.default_rng(1)
     calib = rng.random((8, 32, 32, 3), dtype=np.float32)
     t0 = time.perf_counter()
