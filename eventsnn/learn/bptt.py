@@ -42,8 +42,8 @@ and need no grid: its current is computed in the engine's order.
 Supported: conv2d (stride, padding), dense, avgpool2d (spiking), flatten, add
 (spiking inputs with scales, neuron-less conv/dense/avgpool current sources),
 IF/LIF, subtract/zero reset, v_init, direct input, spike-count or membrane
-readout, and a learnable leak per layer (``learn_leak``; below). Not supported (a clear error): maxpool2d gates, max_spikes > 1,
-``add`` of the raw input. Rate-coded (poisson) input: the input spikes are given
+readout, and a learnable leak per layer (``learn_leak``; below). Not supported
+(a clear error): maxpool2d gates, max_spikes > 1, ``add`` of the raw input. Rate-coded (poisson) input: the input spikes are given
 per step (:func:`rate_code`), the first layer's weights then multiply spikes and
 sit on the grid too, and the engine is given the same input spikes.
 
