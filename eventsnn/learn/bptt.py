@@ -75,7 +75,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import NetworkError
 from ..network import Network
-from . import _kernels
+from . import _kernels, _layer_kernels
 from .surrogates import DEFAULT_ALPHA, smooth_spike, surrogate_id
 
 GRID = 2.0 ** -16
@@ -117,38 +117,30 @@ def _cols(x, op):
     return win.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, kh * kw * c)
 
 
-def _col2im(dcols, n, op):
+def _col2im_add(dcols, op, dsrc):
+    """dsrc (N, H, W, C) += col2im(dcols): the input gradient of a conv, in place."""
     kh, kw = op.kernel
     (sy, sx), (py, px) = op.stride, op.padding
-    h, w, c = op.in_shape
     oh, ow = op.out_shape[:2]
     if kh == kw == 1 and sy == sx == 1 and not (py or px):
-        return dcols.reshape(n, h, w, c)
-    d = dcols.reshape(n, oh, ow, kh, kw, c)
-    out = np.zeros((n, h + 2 * py, w + 2 * px, c), dcols.dtype)
-    for ky in range(kh):
-        for kx in range(kw):
-            out[:, ky:ky + sy * (oh - 1) + 1:sy, kx:kx + sx * (ow - 1) + 1:sx] += d[:, :, :, ky, kx]
-    return out[:, py:py + h, px:px + w]
+        dsrc += dcols.reshape(dsrc.shape)
+        return
+    _layer_kernels.col2im_add(dcols, oh, ow, kh, kw, sy, sx, py, px, dsrc)
 
 
 def _pool(s, op, dtype):
     """Non-overlapping average pool of spikes: the window's spike count times the pool
     weight, exact (a small integer times a float32 weight), as the engine's sum is."""
     kh, kw = op.kernel
-    oh, ow, c = op.out_shape
-    win = s[:, :oh * kh, :ow * kw].reshape(s.shape[0], oh, kh, ow, kw, c)
-    return win.sum(axis=(2, 4)) * op.fixed[0, 0, 0, 0].astype(dtype)
-
-
-def _pool_back(d, op, dtype):
-    kh, kw = op.kernel
-    h, w, c = op.in_shape
-    oh, ow = op.out_shape[:2]
-    out = np.zeros((d.shape[0], h, w, c), dtype)
-    g = d * op.fixed[0, 0, 0, 0].astype(dtype)
-    out[:, :oh * kh, :ow * kw] = np.repeat(np.repeat(g, kh, axis=1), kw, axis=2)
+    out = np.empty((s.shape[0],) + tuple(op.out_shape), dtype)
+    _layer_kernels.pool_forward(np.ascontiguousarray(s), kh, kw, op.fixed[0, 0, 0, 0].astype(dtype), out)
     return out
+
+
+def _pool_back_add(d, op, dtype, dsrc):
+    """dsrc += the pool's transpose applied to d, in place."""
+    kh, kw = op.kernel
+    _layer_kernels.pool_backward_add(d, kh, kw, op.fixed[0, 0, 0, 0].astype(dtype), dsrc)
 
 
 @dataclass
@@ -439,7 +431,7 @@ class Model:
                 op = rest[0]
                 co = op.out_shape[2]
                 if op.has_bias:
-                    grads[op.layer + "/bias"] += dU.reshape(-1, co).sum(axis=0)
+                    grads[op.layer + "/bias"] += _layer_kernels.channel_sum(dU.reshape(-1, co))
                 w = op.weight4(params, dtype, trace.grid)
                 if op.analog:
                     dc = dU.sum(axis=0).reshape(-1, co)
@@ -449,8 +441,8 @@ class Model:
                     continue
                 if op.fixed is not None and op.stride == op.kernel:
                     if op.src in dS:
-                        dS[op.src] += _pool_back(dU.reshape((T * B,) + op.out_shape), op, dtype).reshape(
-                            T, B, -1)
+                        _pool_back_add(dU.reshape((T * B,) + op.out_shape), op, dtype,
+                                       dS[op.src].reshape((T * B,) + op.in_shape))
                     continue
                 src = trace.passed(op.src).reshape((T * B,) + op.in_shape)
                 dflat = dU.reshape(-1, co)
@@ -459,7 +451,7 @@ class Model:
                 if op.src not in dS:
                     continue  # the input spikes need no gradient
                 dcols = dflat @ w.reshape(-1, co).T
-                dS[op.src] += _col2im(dcols, T * B, op).reshape(T, B, -1)
+                _col2im_add(dcols, op, dS[op.src].reshape((T * B,) + op.in_shape))
         grads = {k: v.astype(params[k].dtype) for k, v in grads.items()}
         return grads, {"surrogate_nonzero": nonzero / max(total, 1)}
 
