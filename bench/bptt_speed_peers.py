@@ -1,18 +1,26 @@
 """Training speed and peak memory: eventsnn's BPTT against snnTorch on CPU, same net,
-T and batch size. One fresh process per (library, T), so peak RSS is that run's.
+T, batch size, optimiser and data. One fresh process per (library, T), so peak RSS is
+that run's alone.
 
-    python bench/bptt_speed_peers.py driver bench/results/bptt_speed_peers.json
+    python bench/bptt_speed_peers.py driver bench/results/bptt_speed_peers.json [--epoch]
 
-(the driver runs ``eventsnn`` rows with this interpreter and ``snntorch`` rows
-with /work/peers-venv/bin/python, both with one thread). Net: conv3x3(8) pad 1 ->
-spiking avg-pool 2 -> conv3x3(16) -> avg-pool 2 -> dense 10 (membrane readout),
-LIF leak 0.5, subtract reset, fast-sigmoid surrogate (slope 10), Adam, batch 32,
-28x28 Fashion-MNIST images (the shipped sample). Time per batch excludes the
-first (warm-up, compilation) batch.
+The driver runs the ``eventsnn`` rows with this interpreter and the ``snntorch`` rows
+with /work/peers-venv/bin/python (snnTorch 1.0, torch CPU: never a dependency of
+eventsnn), alternating the two, each with one thread. Net: conv3x3(8) pad 1 -> spiking
+avg-pool 2 -> conv3x3(16) -> avg-pool 2 -> dense 10 (membrane readout), LIF leak 0.5,
+subtract reset, pool neurons IF threshold 0.75, fast-sigmoid surrogate (slope 10),
+Adam lr 1e-3, batch 32, direct input, Fashion-MNIST training images in file order.
+
+Rows, per T in 2, 4, 8, 16, 32: the median wall and CPU time of ``BATCHES`` batches
+after a warm-up batch (numba compilation, torch's first-call setup), the epoch time
+they imply (60 000 images = 1875 batches) and the run's peak RSS. With ``--epoch``,
+also one real epoch over all 60 000 training images at T = 8 for each library (wall
+and CPU seconds). Every number is measured; the load average is recorded with it.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import resource
@@ -24,46 +32,46 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-BATCHES = 8
+DATA = Path("/usr/share/datasets/fashion-mnist")
+BATCHES = 30
 B = 32
+STEPS = (2, 4, 8, 16, 32)
+EPOCH_T = 8
 
 
-def data():
-    z = np.load(ROOT / "data" / "fashion-mnist-sample.npz")
-    x = (z["x"][:B * (BATCHES + 1)].astype(np.float32) / 255.0)[..., None]
-    return x, z["y"][:B * (BATCHES + 1)].astype(np.int64)
+def data(n):
+    """The first n training images (pixels / 255, (n, 28, 28, 1)) and labels, read from
+    the IDX files directly so that both environments read the same bytes."""
+    with gzip.open(DATA / "train-images-idx3-ubyte.gz") as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:n]
+    with gzip.open(DATA / "train-labels-idx1-ubyte.gz") as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8)[:n]
+    return x.astype(np.float32) / 255.0, y.astype(np.int64)
 
 
-def run_eventsnn(T):
+def eventsnn_step(T):
     from eventsnn.learn.arch import conv_net
     from eventsnn.learn.bptt import Model
     from eventsnn.learn.optim import Optimizer
     from eventsnn.learn.train import cross_entropy
 
-    x, y = data()
     model = Model(conv_net(channels=(8, 16)), add_bias=True)
     opt = Optimizer("adam")
-    times = []
-    for i in range(BATCHES + 1):
-        t0 = time.perf_counter()
-        xb, yb = x[i * B:(i + 1) * B], y[i * B:(i + 1) * B]
+
+    def step(xb, yb):
         trace = model.forward(xb, T)
-        loss, g = cross_entropy(trace.out.astype(np.float64) / T, yb)
+        _, g = cross_entropy(trace.out.astype(np.float64) / T, yb)
         grads, _ = model.backward(trace, g / T, "fast_sigmoid", 10.0)
         opt.step(model.params, grads, 1e-3)
-        times.append(time.perf_counter() - t0)
-    return times
+    return step
 
 
-def run_snntorch(T):
+def snntorch_step(T):
     import snntorch as snn
     import torch
     from snntorch import surrogate
 
     torch.set_num_threads(1)
-    x, y = data()
-    x = torch.tensor(x).permute(0, 3, 1, 2)
-    y = torch.tensor(y)
     sg = surrogate.fast_sigmoid(slope=10)
 
     class Net(torch.nn.Module):
@@ -90,43 +98,61 @@ def run_snntorch(T):
 
     net = Net()
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    times = []
-    for i in range(BATCHES + 1):
-        t0 = time.perf_counter()
-        xb, yb = x[i * B:(i + 1) * B], y[i * B:(i + 1) * B]
-        loss = torch.nn.functional.cross_entropy(net(xb) / T, yb)
+
+    def step(xb, yb):
+        xb = torch.from_numpy(np.ascontiguousarray(xb.transpose(0, 3, 1, 2)))
+        loss = torch.nn.functional.cross_entropy(net(xb) / T, torch.from_numpy(yb))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
-    return times
+    return step
 
 
-def one(lib, T):
-    times = run_eventsnn(T) if lib == "eventsnn" else run_snntorch(T)
-    print(json.dumps({"library": lib, "T": T, "batch": B, "s_per_batch": float(np.median(times[1:])),
-                      "first_batch_s": times[0],
-                      "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+def one(lib, T, images):
+    """Run ``images`` // B batches (the first is the warm-up) and print one JSON row."""
+    step = (eventsnn_step if lib == "eventsnn" else snntorch_step)(T)
+    x, y = data(images)
+    wall, cpu = [], []
+    for i in range(len(x) // B):
+        t0, c0 = time.perf_counter(), time.process_time()
+        step(x[i * B:(i + 1) * B], y[i * B:(i + 1) * B])
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    row = {"library": lib, "T": T, "batch": B, "batches": len(wall), "first_batch_s": wall[0],
+           "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "loadavg_end": os.getloadavg()[0]}
+    if images >= 60000:
+        row.update(epoch_wall_s=float(np.sum(wall)), epoch_cpu_s=float(np.sum(cpu)))
+    else:
+        row.update(s_per_batch=float(np.median(wall[1:])), cpu_s_per_batch=float(np.median(cpu[1:])),
+                   implied_epoch_s=float(np.median(wall[1:])) * (60000 // B))
+    print(json.dumps(row))
 
 
-def driver(out, steps=(2, 4, 8, 16)):
+def driver(out, epoch=False):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from machine import machine_info
 
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               NUMBA_NUM_THREADS="1")
+    peers = {"eventsnn": sys.executable, "snntorch": "/work/peers-venv/bin/python"}
+    jobs = [(lib, T, B * (BATCHES + 1)) for T in STEPS for lib in peers]
+    if epoch:
+        jobs += [(lib, EPOCH_T, 60000) for lib in peers]
+    info = machine_info()
     rows = []
-    for T in steps:
-        for lib, py in (("eventsnn", sys.executable), ("snntorch", "/work/peers-venv/bin/python")):
-            r = subprocess.run([py, __file__, "one", lib, str(T)], capture_output=True, text=True, env=env,
-                               cwd=ROOT, check=True)
-            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
-            print(rows[-1], flush=True)
-    Path(out).write_text(json.dumps({"machine": machine_info(), "batches_timed": BATCHES, "rows": rows},
+    for lib, T, images in jobs:
+        r = subprocess.run([peers[lib], __file__, "one", lib, str(T), str(images)], capture_output=True,
+                           text=True, env=env, cwd=ROOT, check=True)
+        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    info["loadavg_end"] = list(os.getloadavg())
+    Path(out).write_text(json.dumps({"machine": info, "batches_timed": BATCHES, "rows": rows},
                                     indent=1, default=float))
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "one":
-        one(sys.argv[2], int(sys.argv[3]))
+        one(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
-        driver(sys.argv[2])
+        driver(sys.argv[2], epoch="--epoch" in sys.argv[3:])

@@ -122,3 +122,59 @@ def test_neuron_backward_matches_a_per_element_loop(name, subtract, detach, spik
     want = _neuron_backward_loop(dS, U, S, thr, leak, subtract, spiking, detach, name, DEFAULT_ALPHA[name], g_end)
     np.testing.assert_allclose(dU, want, rtol=2e-6, atol=1e-6)
     assert nz == (T * B * n if spiking else 0)
+
+
+def _random_conv(rng):
+    n, h, w, ci, co = rng.integers(1, 4), rng.integers(3, 10), rng.integers(3, 10), rng.integers(1, 5), \
+        rng.integers(1, 6)
+    kh, kw = rng.integers(1, 5, size=2)
+    sy, sx = rng.integers(1, 4, size=2)
+    py, px = rng.integers(0, 3, size=2)
+    oh, ow = (h + 2 * py - kh) // sy + 1, (w + 2 * px - kw) // sx + 1
+    return n, h, w, ci, co, kh, kw, sy, sx, py, px, oh, ow
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_spike_driven_conv_and_weight_gradient_match_im2col(seed):
+    rng = np.random.default_rng(100 + seed)
+    n, h, w, ci, co, kh, kw, sy, sx, py, px, oh, ow = _random_conv(rng)
+    if oh < 1 or ow < 1:
+        pytest.skip("kernel larger than the padded input")
+    s = (rng.random((n, h, w, ci)) < 0.3) * rng.choice([1.0, 1.25], (n, h, w, ci))  # dropout-scaled spikes
+    s = s.astype(np.float32)
+    weight = (rng.integers(-64, 64, (kh, kw, ci, co)) / 256).astype(np.float32)  # on the grid: exact sums
+    cols = _im2col(s, kh, kw, sy, sx, py, px, oh, ow)
+    base = (rng.integers(-8, 8, (n, oh, ow, co)) / 16).astype(np.float32)
+    got = base.copy()
+    _layer_kernels.conv_scatter_add(s, weight, sy, sx, py, px, got)
+    want = base + (cols.astype(np.float64) @ weight.reshape(-1, co)).reshape(base.shape)
+    np.testing.assert_array_equal(got, want.astype(np.float32))  # exact, whatever the order
+
+    d = rng.standard_normal((n, oh, ow, co)).astype(np.float32)
+    dw = np.ones((kh, kw, ci, co))
+    _layer_kernels.conv_weight_grad_add(s, d, kh, kw, sy, sx, py, px, dw)
+    want_dw = 1.0 + (cols.astype(np.float64).T @ d.reshape(-1, co).astype(np.float64)).reshape(dw.shape)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-9, atol=1e-9)
+
+
+def test_forward_uses_either_conv_path_with_the_same_spikes(monkeypatch):
+    """The density switch between the spike-driven and the im2col path never changes a
+    spike (both sums are exact on the grid)."""
+    from eventsnn.learn import bptt
+    from eventsnn.learn.arch import conv_net
+
+    x = np.random.default_rng(3).random((4, 28, 28, 1)).astype(np.float32)
+    model = bptt.Model(conv_net(channels=(4, 8)), add_bias=True)
+    traces = []
+    for limit in (1.0, -1.0):  # always the scatter, never the scatter
+        monkeypatch.setattr(bptt, "SPARSE_FORWARD_MAX", limit)
+        monkeypatch.setattr(bptt, "SPARSE_WEIGHT_GRAD_MAX", limit)
+        tr = model.forward(x, 5)
+        g, _ = model.backward(tr, np.ones((4, 10), np.float32) / 5)
+        traces.append((tr, g))
+    (a, ga), (b, gb) = traces
+    for name in a.S:
+        np.testing.assert_array_equal(a.S[name], b.S[name])
+        np.testing.assert_array_equal(a.U[name], b.U[name])
+    for k in ga:
+        np.testing.assert_allclose(ga[k], gb[k], rtol=1e-5, atol=1e-6)

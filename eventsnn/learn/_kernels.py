@@ -28,30 +28,37 @@ from .surrogates import pseudo_derivative
 def neuron_forward(I, c, v0, thr, leak, leaky, subtract, spiking, U, S, v_end):
     """I, U, S: (T, B, n) float32; c, v_end: (B, n); v0, thr: (n,); leak: np.float32.
     Fills U (before reset) and S. Every value stays float32: the engine's arithmetic.
-    Time is the outer loop so that every pass reads contiguous memory."""
+    Time is the outer loop so that every pass reads contiguous memory; the reset choice
+    is taken outside the inner loop, which is branch-free (selects) and vectorises."""
     T, B, n = I.shape
     for b in range(B):
         for j in range(n):
             v_end[b, j] = v0[j]
+    # IF: v * 1 is exactly v, so one loop serves IF and LIF with the engine's float32 result
+    lk = leak if leaky else np.float32(1.0)
     for t in range(T):
         for b in range(B):
-            for j in range(n):
-                v = v_end[b, j]
-                if leaky:
-                    u = (v * leak + I[t, b, j]) + c[b, j]
-                else:
-                    u = (v + I[t, b, j]) + c[b, j]
-                U[t, b, j] = u
-                th = thr[j]
-                if spiking and u >= th:
-                    S[t, b, j] = 1
-                    if subtract:
-                        v_end[b, j] = u - th
-                    else:
-                        v_end[b, j] = np.float32(0.0)
-                else:
-                    S[t, b, j] = 0
-                    v_end[b, j] = u
+            i_t, c_b, u_t, s_t, v = I[t, b], c[b], U[t, b], S[t, b], v_end[b]
+            if not spiking:
+                for j in range(n):
+                    u = (v[j] * lk + i_t[j]) + c_b[j]
+                    u_t[j] = u
+                    s_t[j] = 0
+                    v[j] = u
+            elif subtract:
+                for j in range(n):
+                    u = (v[j] * lk + i_t[j]) + c_b[j]
+                    u_t[j] = u
+                    fired = u >= thr[j]
+                    s_t[j] = 1 if fired else 0
+                    v[j] = u - thr[j] if fired else u
+            else:
+                for j in range(n):
+                    u = (v[j] * lk + i_t[j]) + c_b[j]
+                    u_t[j] = u
+                    fired = u >= thr[j]
+                    s_t[j] = 1 if fired else 0
+                    v[j] = np.float32(0.0) if fired else u
 
 
 @numba.njit(cache=True, nogil=True)

@@ -86,3 +86,68 @@ def channel_sum(d):
         for c in range(C):
             out[c] += d[m, c]
     return out
+
+
+@numba.njit(cache=True, nogil=True, inline="never")
+def _taps(i, p, k, stride, n_out):
+    """The taps k0, k0 + stride, ... < k1 of a kernel axis through which input index ``i``
+    reaches an output ``o = (i + p - k) / stride`` in [0, n_out)."""
+    q = i + p
+    k0 = q % stride
+    lo = q - (n_out - 1) * stride  # o < n_out  <=>  k >= lo
+    if lo > k0:
+        k0 += (lo - k0 + stride - 1) // stride * stride
+    return k0, min(k, q + 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def conv_scatter_add(s, w, sy, sx, py, px, out):
+    """out (N, oh, ow, Co) += conv(s (N, H, W, Ci), w (kh, kw, Ci, Co)), driven by the
+    nonzero entries of s (spikes): cost grows with spikes, not with positions.
+
+        out[n, y, x, :] += sum_{ky, kx, ci} s[n, y sy + ky - py, x sx + kx - px, ci] w[ky, kx, ci, :]
+
+    On the grid every partial sum is exact, so the result equals the engine's sum in
+    any order (see Model.exactness_bound)."""
+    N, H, W, Ci = s.shape
+    kh, kw = w.shape[0], w.shape[1]
+    _, oh, ow, Co = out.shape
+    for n in range(N):
+        for iy in range(H):
+            ky0, ky1 = _taps(iy, py, kh, sy, oh)
+            for ix in range(W):
+                kx0, kx1 = _taps(ix, px, kw, sx, ow)
+                for ci in range(Ci):
+                    v = s[n, iy, ix, ci]
+                    if v == 0:
+                        continue
+                    for ky in range(ky0, ky1, sy):
+                        y = (iy + py - ky) // sy
+                        for kx in range(kx0, kx1, sx):
+                            x = (ix + px - kx) // sx
+                            for co in range(Co):
+                                out[n, y, x, co] += v * w[ky, kx, ci, co]
+
+
+@numba.njit(cache=True, nogil=True)
+def conv_weight_grad_add(s, d, kh, kw, sy, sx, py, px, dw):
+    """dw (kh, kw, Ci, Co) += sum over the nonzero s (N, H, W, Ci) of s * d (N, oh, ow, Co)
+    at the outputs each one feeds: dL/dw of ``conv_scatter_add``, accumulated in dw's
+    precision (float64)."""
+    N, H, W, Ci = s.shape
+    _, oh, ow, Co = d.shape
+    for n in range(N):
+        for iy in range(H):
+            ky0, ky1 = _taps(iy, py, kh, sy, oh)
+            for ix in range(W):
+                kx0, kx1 = _taps(ix, px, kw, sx, ow)
+                for ci in range(Ci):
+                    v = np.float64(s[n, iy, ix, ci])  # products in float64 too
+                    if v == 0:
+                        continue
+                    for ky in range(ky0, ky1, sy):
+                        y = (iy + py - ky) // sy
+                        for kx in range(kx0, kx1, sx):
+                            x = (ix + px - kx) // sx
+                            for co in range(Co):
+                                dw[ky, kx, ci, co] += v * d[n, y, x, co]

@@ -103,6 +103,18 @@ def snap(w) -> np.ndarray:
 
 # -- linear maps on (N, H, W, C) -------------------------------------------------------
 
+# Spike-driven (scatter) paths cost in proportion to the spikes, the dense im2col + BLAS
+# paths do not: below these fractions of nonzero inputs the scatter was faster on the
+# development machine (bench/bptt_speed_peers.py, BENCHMARKS §6). Both give the same
+# sums (exact on the grid), so the switch never changes a spike.
+SPARSE_FORWARD_MAX = 0.2
+SPARSE_WEIGHT_GRAD_MAX = 0.1
+
+
+def _density(x) -> float:
+    return np.count_nonzero(x) / max(x.size, 1)
+
+
 def _cols(x, op):
     """im2col: (N, H, W, C) -> (N*oh*ow, kh*kw*C), columns in (ky, kx, c) order."""
     kh, kw = op.kernel
@@ -371,7 +383,12 @@ class Model:
                         I += _pool(src, op, dtype).reshape(T * B, p.n)
                         continue
                     w = op.weight4(params, dtype, grid)
-                    I += (_cols(src, op) @ w.reshape(-1, w.shape[3])).reshape(T * B, p.n)
+                    if _density(src) <= SPARSE_FORWARD_MAX:
+                        (sy, sx), (py, px) = op.stride, op.padding
+                        _layer_kernels.conv_scatter_add(np.ascontiguousarray(src), w, sy, sx, py, px,
+                                                        I.reshape((T * B,) + op.out_shape))
+                    else:
+                        I += (_cols(src, op) @ w.reshape(-1, w.shape[3])).reshape(T * B, p.n)
                 else:
                     I += rest[1] * passed(rest[0]).reshape(T * B, p.n)
             c = self._const(p, x, params, dtype, grid)
@@ -447,7 +464,14 @@ class Model:
                 src = trace.passed(op.src).reshape((T * B,) + op.in_shape)
                 dflat = dU.reshape(-1, co)
                 if op.fixed is None:
-                    grads[op.layer + "/weight"] += (_cols(src, op).T @ dflat).reshape(grads[op.layer + "/weight"].shape)
+                    dw = grads[op.layer + "/weight"].reshape(w.shape)  # a view: added in place
+                    if _density(src) <= SPARSE_WEIGHT_GRAD_MAX:
+                        (sy, sx), (py, px) = op.stride, op.padding
+                        _layer_kernels.conv_weight_grad_add(np.ascontiguousarray(src),
+                                                            dU.reshape((T * B,) + op.out_shape),
+                                                            *op.kernel, sy, sx, py, px, dw)
+                    else:
+                        dw += (_cols(src, op).T @ dflat).reshape(dw.shape)
                 if op.src not in dS:
                     continue  # the input spikes need no gradient
                 dcols = dflat @ w.reshape(-1, co).T
