@@ -178,3 +178,25 @@ def test_forward_uses_either_conv_path_with_the_same_spikes(monkeypatch):
         np.testing.assert_array_equal(a.U[name], b.U[name])
     for k in ga:
         np.testing.assert_allclose(ga[k], gb[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_analog_conv_is_bitwise_the_ordered_numpy_sum(seed):
+    """Off the grid the order of the sum decides the float32 result: the kernel must add
+    each target's sources in ascending input index, one rounded product at a time."""
+    rng = np.random.default_rng(200 + seed)
+    n, h, w, ci, co, kh, kw, sy, sx, py, px, oh, ow = _random_conv(rng)
+    if oh < 1 or ow < 1:
+        pytest.skip("kernel larger than the padded input")
+    x = np.pad(rng.random((n, h, w, ci)).astype(np.float32), ((0, 0), (py, py), (px, px), (0, 0)))
+    weight = rng.standard_normal((kh, kw, ci, co)).astype(np.float32)
+    want = np.repeat(rng.standard_normal(co).astype(np.float32)[None, None, None], n * oh * ow, 0).reshape(
+        n, oh, ow, co)  # starts from a bias, as in Model._const
+    got = want.copy()
+    for ky in range(kh):
+        for kx in range(kw):
+            win = x[:, ky:ky + sy * (oh - 1) + 1:sy, kx:kx + sx * (ow - 1) + 1:sx]
+            for ch in range(ci):
+                want += win[:, :, :, ch, None] * weight[ky, kx, ch]
+    _layer_kernels.analog_conv_add(x, weight, sy, sx, got)
+    np.testing.assert_array_equal(got, want)

@@ -88,6 +88,25 @@ def channel_sum(d):
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def analog_conv_add(xpad, w, sy, sx, c):
+    """c (N, oh, ow, Co) += conv(xpad, w) for the analog (direct) input, xpad already
+    padded. Not on the grid, so the order is the engine's: for every target, its sources
+    in ascending flat input index (tap row, tap column, channel), each product rounded
+    to float32 and then added (no fused multiply-add), as numpy and the engine do."""
+    N, oh, ow, Co = c.shape
+    kh, kw, Ci = w.shape[0], w.shape[1], w.shape[2]
+    for n in range(N):
+        for y in range(oh):
+            for x in range(ow):
+                for ky in range(kh):
+                    for kx in range(kw):
+                        for ci in range(Ci):
+                            v = xpad[n, y * sy + ky, x * sx + kx, ci]
+                            for co in range(Co):
+                                c[n, y, x, co] += v * w[ky, kx, ci, co]
+
+
 @numba.njit(cache=True, nogil=True, inline="never")
 def _taps(i, p, k, stride, n_out):
     """The taps k0, k0 + stride, ... < k1 of a kernel axis through which input index ``i``

@@ -334,17 +334,9 @@ class Model:
             w = op.weight4(params, dtype, grid)
             xin = x.reshape((B,) + op.in_shape).astype(dtype, copy=False)
             (sy, sx), (py, px) = op.stride, op.padding
-            oh, ow = op.out_shape[:2]
             if py or px:
                 xin = np.pad(xin, ((0, 0), (py, py), (px, px), (0, 0)))
-            kh, kw, ci, _ = w.shape
-            # One (tap, input channel) at a time: for every target, its sources come in
-            # ascending flat input index, the order the engine adds them in.
-            for ky in range(kh):
-                for kx in range(kw):
-                    win = xin[:, ky:ky + sy * (oh - 1) + 1:sy, kx:kx + sx * (ow - 1) + 1:sx]
-                    for ch in range(ci):
-                        c += win[:, :, :, ch, None] * w[ky, kx, ch]
+            _layer_kernels.analog_conv_add(np.ascontiguousarray(xin), w, sy, sx, c)
         return c.reshape(B, p.n)
 
     def forward(self, x, timesteps, params=None, smooth=None, masks=None, input_spikes=None):
