@@ -155,6 +155,76 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
 
 # --------------------------------------------------------------------------- main
 
+# --------------------------------------------------------------------------- export
+
+def export_onnx(model: nn.Module, onnx_path: str, x_test: torch.Tensor, allowed_ops: set):
+    """Export ``model`` (eval mode: Dropout disappears, the TorchScript exporter folds each
+    BatchNormalization into its Conv) as opset 17 with a dynamic batch axis; check the
+    graph, that it uses only ``allowed_ops`` (what ``eventsnn convert`` accepts) and
+    symmetric pads; then, if onnxruntime is installed, that it gives torch's outputs on
+    100 test images. Returns (sorted op types, the onnxruntime check as a dict)."""
+    import onnx
+
+    torch.onnx.export(
+        model, (torch.zeros(1, 1, 28, 28),), onnx_path,
+        dynamo=False, export_params=True, opset_version=17, do_constant_folding=True,
+        training=torch.onnx.TrainingMode.EVAL, input_names=["input"], output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    m = onnx.load(onnx_path)
+    onnx.checker.check_model(m, full_check=True)
+    op_types = sorted({n.op_type for n in m.graph.node})
+    if not set(op_types) <= allowed_ops:
+        raise SystemExit(f"ONNX graph uses ops outside the convertible set: {sorted(set(op_types) - allowed_ops)}")
+    for n in m.graph.node:
+        for a in n.attribute:
+            if a.name == "pads":
+                p = list(a.ints)
+                if p[: len(p) // 2] != p[len(p) // 2:]:
+                    raise SystemExit(f"{n.name}: asymmetric pads {p}")
+    print(f"ONNX ops: {op_types}", flush=True)
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return op_types, {"status": "skipped (onnxruntime not installed)"}
+    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    xs = x_test[:100]
+    got = sess.run(None, {"input": xs.numpy()})[0]
+    with torch.no_grad():
+        ref = model(xs).numpy()
+    same_argmax = bool((got.argmax(1) == ref.argmax(1)).all())
+    ok = bool(np.allclose(got, ref, rtol=1e-4, atol=1e-4)) and same_argmax
+    check = {"status": "passed" if ok else "FAILED", "images": 100,
+             "max_abs_diff": float(np.abs(got - ref).max()), "same_argmax": same_argmax,
+             "onnxruntime_version": ort.__version__}
+    print(f"onnxruntime check: {check}", flush=True)
+    if not ok:
+        raise SystemExit("onnxruntime outputs differ from torch outputs")
+    return op_types, check
+
+
+def onnx_metadata(onnx_path: str, op_types: list) -> dict:
+    """The metadata fields that describe the exported file and its interface."""
+    return {
+        "file": os.path.basename(onnx_path),
+        "onnx_sha256": sha256_file(onnx_path),
+        "onnx_bytes": os.path.getsize(onnx_path),
+        "onnx_opset": 17,
+        "onnx_ops": op_types,
+        "input": {"name": "input", "shape": ["batch", 1, 28, 28], "layout": "NCHW", "dtype": "float32",
+                  "range": [0.0, 1.0], "preprocessing": "pixel / 255, no mean/std normalisation"},
+        "output": {"name": "logits", "shape": ["batch", 10]},
+    }
+
+
+def versions() -> dict:
+    import onnx
+
+    return {"torch_version": torch.__version__, "onnx_version": onnx.__version__,
+            "numpy_version": np.__version__, "python_version": platform.python_version()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
@@ -216,73 +286,14 @@ def main(argv=None) -> int:
     test_acc, test_loss = evaluate(model, x_test, y_test)
     print(f"final test accuracy (10k): {test_acc:.4f}, training time {train_time:.1f} s", flush=True)
 
-    # ---- export (legacy TorchScript exporter; eval mode removes Dropout)
-    import onnx
-
     os.makedirs(args.out_dir, exist_ok=True)
     onnx_path = os.path.join(args.out_dir, "default_ann.onnx")
-    dummy = torch.zeros(1, 1, 28, 28)
-    torch.onnx.export(
-        model, (dummy,), onnx_path,
-        dynamo=False,
-        export_params=True,
-        opset_version=17,
-        do_constant_folding=True,
-        training=torch.onnx.TrainingMode.EVAL,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-    )
-    m = onnx.load(onnx_path)
-    onnx.checker.check_model(m, full_check=True)
-    op_types = sorted({n.op_type for n in m.graph.node})
-    allowed = {"Conv", "BatchNormalization", "Relu", "AveragePool", "Flatten", "Gemm", "Dropout"}
-    if not set(op_types) <= allowed:
-        raise SystemExit(f"ONNX graph uses ops outside the convertible set: {sorted(set(op_types) - allowed)}")
-    for n in m.graph.node:
-        for a in n.attribute:
-            if a.name == "pads":
-                p = list(a.ints)
-                if p[: len(p) // 2] != p[len(p) // 2:]:
-                    raise SystemExit(f"{n.name}: asymmetric pads {p}")
-    print(f"ONNX ops: {op_types}", flush=True)
-
-    # ---- onnxruntime check on 100 test images (optional)
-    ort_check = {"status": "skipped (onnxruntime not installed)"}
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        ort = None
-    if ort is not None:
-        sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-        xs = x_test[:100]
-        got = sess.run(None, {"input": xs.numpy()})[0]
-        with torch.no_grad():
-            ref = model(xs).numpy()
-        max_abs = float(np.abs(got - ref).max())
-        same_argmax = bool((got.argmax(1) == ref.argmax(1)).all())
-        ok = bool(np.allclose(got, ref, rtol=1e-4, atol=1e-4)) and same_argmax
-        ort_check = {
-            "status": "passed" if ok else "FAILED",
-            "images": 100,
-            "max_abs_diff": max_abs,
-            "same_argmax": same_argmax,
-            "onnxruntime_version": ort.__version__,
-        }
-        print(f"onnxruntime check: {ort_check}", flush=True)
-        if not ok:
-            raise SystemExit("onnxruntime outputs differ from torch outputs")
+    op_types, ort_check = export_onnx(model, onnx_path, x_test,
+                                      {"Conv", "BatchNormalization", "Relu", "AveragePool", "Flatten", "Gemm",
+                                       "Dropout"})
 
     meta = {
-        "file": "default_ann.onnx",
-        "onnx_sha256": sha256_file(onnx_path),
-        "onnx_bytes": os.path.getsize(onnx_path),
-        "onnx_opset": 17,
-        "onnx_ops": op_types,
-        "input": {"name": "input", "shape": ["batch", 1, 28, 28], "layout": "NCHW",
-                  "dtype": "float32", "range": [0.0, 1.0],
-                  "preprocessing": "pixel / 255, no mean/std normalisation"},
-        "output": {"name": "logits", "shape": ["batch", 10]},
+        **onnx_metadata(onnx_path, op_types),
         "architecture": ARCHITECTURE,
         "dataset": "Fashion-MNIST (60k train / 10k test)",
         "dataset_files_sha256": data_digests,
@@ -297,10 +308,7 @@ def main(argv=None) -> int:
         "training_time_s": round(train_time, 1),
         "history": history,
         "onnxruntime_check": ort_check,
-        "torch_version": torch.__version__,
-        "onnx_version": onnx.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
+        **versions(),
         "command": "/tmp/tvenv/bin/python data/train_default_ann.py",
     }
     meta_path = os.path.join(args.out_dir, "default_ann.json")

@@ -58,18 +58,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from train_default_ann import DEFAULT_DATA_DIR, evaluate, load_fashion_mnist, sha256_file  # noqa: E402
+from train_default_ann import (DEFAULT_DATA_DIR, evaluate, export_onnx, load_fashion_mnist,  # noqa: E402
+                               onnx_metadata, sha256_file, versions)
 
 BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
@@ -244,53 +243,11 @@ def main(argv=None) -> int:
     print(f"final test accuracy (10k): {test_acc:.4f}, training time {train_time:.1f} s", flush=True)
     torch.save(model.state_dict(), args.checkpoint + ".final.pt")  # the torch weights, for the peers; not shipped
 
-    # ---- export (TorchScript exporter; eval mode removes Dropout, folds BN into Conv)
-    import onnx
-
     onnx_path = os.path.join(args.out_dir, "vgg16_fashion.onnx")
-    torch.onnx.export(
-        model, (torch.zeros(1, 1, 28, 28),), onnx_path,
-        dynamo=False, export_params=True, opset_version=17, do_constant_folding=True,
-        training=torch.onnx.TrainingMode.EVAL, input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-    )
-    m = onnx.load(onnx_path)
-    onnx.checker.check_model(m, full_check=True)
-    op_types = sorted({n.op_type for n in m.graph.node})
-    allowed = {"Conv", "Relu", "AveragePool", "Flatten", "Gemm"}
-    if not set(op_types) <= allowed:
-        raise SystemExit(f"ONNX graph uses ops outside the convertible set: {sorted(set(op_types) - allowed)}")
-    print(f"ONNX ops: {op_types}", flush=True)
-
-    ort_check = {"status": "skipped (onnxruntime not installed)"}
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        ort = None
-    if ort is not None:
-        sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-        xs = x_test[:100]
-        got = sess.run(None, {"input": xs.numpy()})[0]
-        with torch.no_grad():
-            ref = model(xs).numpy()
-        same_argmax = bool((got.argmax(1) == ref.argmax(1)).all())
-        ok = bool(np.allclose(got, ref, rtol=1e-4, atol=1e-4)) and same_argmax
-        ort_check = {"status": "passed" if ok else "FAILED", "images": 100,
-                     "max_abs_diff": float(np.abs(got - ref).max()), "same_argmax": same_argmax,
-                     "onnxruntime_version": ort.__version__}
-        print(f"onnxruntime check: {ort_check}", flush=True)
-        if not ok:
-            raise SystemExit("onnxruntime outputs differ from torch outputs")
+    op_types, ort_check = export_onnx(model, onnx_path, x_test, {"Conv", "Relu", "AveragePool", "Flatten", "Gemm"})
 
     meta = {
-        "file": "vgg16_fashion.onnx",
-        "onnx_sha256": sha256_file(onnx_path),
-        "onnx_bytes": os.path.getsize(onnx_path),
-        "onnx_opset": 17,
-        "onnx_ops": op_types,
-        "input": {"name": "input", "shape": ["batch", 1, 28, 28], "layout": "NCHW", "dtype": "float32",
-                  "range": [0.0, 1.0], "preprocessing": "pixel / 255, no mean/std normalisation"},
-        "output": {"name": "logits", "shape": ["batch", 10]},
+        **onnx_metadata(onnx_path, op_types),
         "width": args.width,
         "channels": channels(args.width),
         "parameters": n_params,
@@ -312,10 +269,7 @@ def main(argv=None) -> int:
         "history": history,
         "init": init_info,
         "onnxruntime_check": ort_check,
-        "torch_version": torch.__version__,
-        "onnx_version": onnx.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
+        **versions(),
         "command": "python data/train_vgg16_ann.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     meta_path = os.path.join(args.out_dir, "vgg16_fashion.json")
