@@ -39,6 +39,13 @@ round differently; :func:`check_engine_identity` would report it.
 The first (direct-input) layer's weights multiply analog pixels, not spikes,
 and need no grid: its current is computed in the engine's order.
 
+Because the spike sums are exact in any order, the forward pass may take the
+cheapest one: a spike-driven scatter (:mod:`._layer_kernels`, cost in
+proportion to the spikes, as in the engine) while few inputs are nonzero, an
+im2col matrix product otherwise; the weight gradient likewise. The pools,
+the input gradients' col2im and the neuron recurrences are numba kernels that
+add in place, so no (T, B, n) temporaries are made beyond the recorded traces.
+
 Supported: conv2d (stride, padding), dense, avgpool2d (spiking), flatten, add
 (spiking inputs with scales, neuron-less conv/dense/avgpool current sources),
 IF/LIF, subtract/zero reset, v_init, direct input, spike-count or membrane
