@@ -2,7 +2,7 @@
 T, batch size, optimiser and data. One fresh process per (library, T), so peak RSS is
 that run's alone.
 
-    python bench/bptt_speed_peers.py driver bench/results/bptt_speed_peers.json [--epoch]
+    python bench/bptt_speed_peers.py driver bench/results/bptt_speed_peers.json [--epoch] [--channels 8,16]
 
 The driver runs the ``eventsnn`` rows with this interpreter and the ``snntorch`` rows
 with /work/peers-venv/bin/python (snnTorch 1.0, torch CPU: never a dependency of
@@ -38,6 +38,7 @@ BATCHES = 30
 B = 32
 STEPS = (2, 4, 8, 16, 32)
 EPOCH_T = 8
+CHANNELS = (8, 16)  # the driver's --channels C1,C2 changes it (passed on to each row)
 
 
 def data(n):
@@ -56,7 +57,7 @@ def eventsnn_step(T):
     from eventsnn.learn.optim import Optimizer
     from eventsnn.learn.train import cross_entropy
 
-    model = Model(conv_net(channels=(8, 16)), add_bias=True)
+    model = Model(conv_net(channels=CHANNELS), add_bias=True)
     opt = Optimizer("adam")
 
     def step(xb, yb):
@@ -78,9 +79,10 @@ def snntorch_step(T):
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.c1 = torch.nn.Conv2d(1, 8, 3, padding=1)
-            self.c2 = torch.nn.Conv2d(8, 16, 3, padding=1)
-            self.fc = torch.nn.Linear(7 * 7 * 16, 10)
+            c1, c2 = CHANNELS
+            self.c1 = torch.nn.Conv2d(1, c1, 3, padding=1)
+            self.c2 = torch.nn.Conv2d(c1, c2, 3, padding=1)
+            self.fc = torch.nn.Linear(7 * 7 * c2, 10)
             self.l1 = snn.Leaky(beta=0.5, threshold=1.0, spike_grad=sg, reset_mechanism="subtract")
             self.p1 = snn.Leaky(beta=1.0, threshold=0.75, spike_grad=sg, reset_mechanism="subtract")
             self.l2 = snn.Leaky(beta=0.5, threshold=1.0, spike_grad=sg, reset_mechanism="subtract")
@@ -116,7 +118,7 @@ def eventsnn_epoch(T, x, y):
     from eventsnn.learn.bptt import Model
     from eventsnn.learn.train import TrainConfig, train
 
-    model = Model(conv_net(channels=(8, 16)), add_bias=True)
+    model = Model(conv_net(channels=CHANNELS), add_bias=True)
     eventsnn_step(T)(x[:B], y[:B])  # compile outside the timed epoch
     config = TrainConfig(timesteps=T, epochs=1, batch_size=B, lr=1e-3, optimizer="adam", schedule="constant",
                          surrogate="fast_sigmoid", alpha=10.0, val_fraction=0.0)
@@ -130,7 +132,7 @@ def one(lib, T, images):
     x, y = data(images)
     if lib == "eventsnn" and images >= 60000:
         wall, cpu, acc = eventsnn_epoch(T, x, y)
-        print(json.dumps({"library": lib, "T": T, "batch": B, "batches": len(x) // B, "epoch_wall_s": wall,
+        print(json.dumps({"library": lib, "T": T, "batch": B, "channels": list(CHANNELS), "batches": len(x) // B, "epoch_wall_s": wall,
                           "epoch_cpu_s": cpu, "train_acc": acc, "loadavg_end": os.getloadavg()[0],
                           "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
         return
@@ -141,7 +143,7 @@ def one(lib, T, images):
         step(x[i * B:(i + 1) * B], y[i * B:(i + 1) * B])
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    row = {"library": lib, "T": T, "batch": B, "batches": len(wall), "first_batch_s": wall[0],
+    row = {"library": lib, "T": T, "batch": B, "channels": list(CHANNELS), "batches": len(wall), "first_batch_s": wall[0],
            "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "loadavg_end": os.getloadavg()[0]}
     if images >= 60000:
@@ -152,30 +154,42 @@ def one(lib, T, images):
     print(json.dumps(row))
 
 
-def driver(out, epoch=False):
+def driver(out, epoch=False, steps=STEPS):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from machine import machine_info
 
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                NUMBA_NUM_THREADS="1")
     peers = {"eventsnn": sys.executable, "snntorch": "/work/peers-venv/bin/python"}
-    jobs = [(lib, T, B * (BATCHES + 1)) for T in STEPS for lib in peers]
+    jobs = [(lib, T, B * (BATCHES + 1)) for T in steps for lib in peers]
     if epoch:
         jobs += [(lib, EPOCH_T, 60000) for lib in peers]
     info = machine_info()
     rows = []
     for lib, T, images in jobs:
-        r = subprocess.run([peers[lib], __file__, "one", lib, str(T), str(images)], capture_output=True,
+        r = subprocess.run([peers[lib], __file__, "one", lib, str(T), str(images), ",".join(map(str, CHANNELS))],
+                           capture_output=True,
                            text=True, env=env, cwd=ROOT, check=True)
         rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
     info["loadavg_end"] = list(os.getloadavg())
-    Path(out).write_text(json.dumps({"machine": info, "batches_timed": BATCHES, "rows": rows},
+    Path(out).write_text(json.dumps({"machine": info, "batches_timed": BATCHES, "channels": list(CHANNELS), "rows": rows},
                                     indent=1, default=float))
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "one":
+        CHANNELS = tuple(int(c) for c in sys.argv[5].split(","))
         one(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
-        driver(sys.argv[2], epoch="--epoch" in sys.argv[3:])
+        import argparse
+
+        ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        ap.add_argument("mode", choices=["driver"])
+        ap.add_argument("out")
+        ap.add_argument("--epoch", action="store_true", help="also one real epoch at T = 8 per library")
+        ap.add_argument("--channels", default="8,16", help="the two conv layers' channels")
+        ap.add_argument("--steps", default=",".join(map(str, STEPS)), help="the T of the per-batch rows")
+        a = ap.parse_args()
+        CHANNELS = tuple(int(c) for c in a.channels.split(","))
+        driver(a.out, a.epoch, tuple(int(t) for t in a.steps.split(",")))

@@ -61,62 +61,51 @@ def neuron_forward(I, c, v0, thr, leak, leaky, subtract, spiking, U, S, v_end):
                     v[j] = np.float32(0.0) if fired else u
 
 
-@numba.njit(cache=True, nogil=True)
-def _surrogate_row(sid, u, th, alpha, sg):
-    """sg[j] = sigma'(u[j] - th[j]), one branch per surrogate outside the loop so that
-    the loop vectorises; returns how many are nonzero."""
-    n = u.shape[0]
-    if sid == 0:
-        for j in range(n):
-            sg[j] = pseudo_derivative(0, u[j] - th[j], th[j], alpha)
-    elif sid == 1:
-        for j in range(n):
-            sg[j] = pseudo_derivative(1, u[j] - th[j], th[j], alpha)
-    else:
-        for j in range(n):
-            sg[j] = pseudo_derivative(2, u[j] - th[j], th[j], alpha)
-    nonzero = 0
-    for j in range(n):
-        nonzero += sg[j] != 0
-    return nonzero
-
-
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def neuron_backward(dS, U, S, thr, leak, subtract, spiking, detach, sid, alpha, g_end, dU):
     """dL/dU[t] from dL/dS[t] (from the consumers) and dL/dV[T-1] = g_end; returns the
     number of (t, b, j) where the surrogate was nonzero (the sparsity of the backward pass).
-    The reset and surrogate choices are taken outside the inner loops (vectorised)."""
+
+    The reset choice is taken outside the inner loops, and numpy's error model drops
+    Python's division-by-zero checks (the surrogates never divide by zero), so that the
+    inner loops vectorise."""
     T, B, n = U.shape
     nonzero = 0
     carry = g_end.copy()
-    sg = np.empty(n, np.float64)
     for t in range(T - 1, -1, -1):
         for b in range(B):
             d_t, u_t, s_t, c_b, out = dS[t, b], U[t, b], S[t, b], carry[b], dU[t, b]
             if not spiking:
                 for j in range(n):
-                    out[j] = c_b[j]
-                    c_b[j] = leak * out[j]
-                continue
-            nonzero += _surrogate_row(sid, u_t, thr, alpha, sg)
-            if detach and subtract:
+                    d = c_b[j]
+                    out[j] = d
+                    c_b[j] = leak * d
+            elif detach and subtract:
                 for j in range(n):
-                    d = d_t[j] * sg[j] + c_b[j]
+                    sg = pseudo_derivative(sid, u_t[j] - thr[j], thr[j], alpha)
+                    nonzero += sg != 0
+                    d = d_t[j] * sg + c_b[j]
                     out[j] = d
                     c_b[j] = leak * d
             elif detach:
                 for j in range(n):
-                    d = d_t[j] * sg[j] + c_b[j] * (1.0 - s_t[j])
+                    sg = pseudo_derivative(sid, u_t[j] - thr[j], thr[j], alpha)
+                    nonzero += sg != 0
+                    d = d_t[j] * sg + c_b[j] * (1.0 - s_t[j])
                     out[j] = d
                     c_b[j] = leak * d
             elif subtract:
                 for j in range(n):
-                    d = d_t[j] * sg[j] + c_b[j] * (1.0 - thr[j] * sg[j])
+                    sg = pseudo_derivative(sid, u_t[j] - thr[j], thr[j], alpha)
+                    nonzero += sg != 0
+                    d = d_t[j] * sg + c_b[j] * (1.0 - thr[j] * sg)
                     out[j] = d
                     c_b[j] = leak * d
             else:
                 for j in range(n):
-                    d = d_t[j] * sg[j] + c_b[j] * ((1.0 - s_t[j]) - u_t[j] * sg[j])
+                    sg = pseudo_derivative(sid, u_t[j] - thr[j], thr[j], alpha)
+                    nonzero += sg != 0
+                    d = d_t[j] * sg + c_b[j] * ((1.0 - s_t[j]) - u_t[j] * sg)
                     out[j] = d
                     c_b[j] = leak * d
     return nonzero

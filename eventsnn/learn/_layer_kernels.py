@@ -5,7 +5,8 @@ of im2col gradients back onto the input (col2im), and per-channel sums (bias gra
 Each backward kernel *adds* into its output, the gradient arrays of the sources, so
 that no (T, B, n) temporary is made and added afterwards. The numpy versions these
 replace live in the tests (tests/test_bptt_layer_kernels.py), which compare the two
-on random inputs.
+on random inputs. Every kernel uses numpy's error model: the only divisions are by
+strides (>= 1), and Python's zero-division checks would keep the loops from vectorising.
 
 Spiking average pool (kernel = stride = (kh, kw), weight ``w``)::
 
@@ -23,7 +24,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def pool_forward(s, kh, kw, w, out):
     """out (N, oh, ow, C) = w * the (kh, kw) window sums of s (N, H, W, C). The window
     sum is formed first and multiplied once: for 0/1 spikes that is count * w, exactly
@@ -42,7 +43,7 @@ def pool_forward(s, kh, kw, w, out):
                     out[n, i, j, c] *= w
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def pool_backward_add(d, kh, kw, w, dsrc):
     """dsrc (N, H, W, C) += the pool's transpose applied to d (N, oh, ow, C)."""
     N, oh, ow, C = d.shape
@@ -55,7 +56,7 @@ def pool_backward_add(d, kh, kw, w, dsrc):
                             dsrc[n, i * kh + a, j * kw + b, c] += w * d[n, i, j, c]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def col2im_add(dcols, oh, ow, kh, kw, sy, sx, py, px, dsrc):
     """dsrc (N, H, W, C) += col2im(dcols (N*oh*ow, kh*kw*C)); taps that fall in the
     padding are dropped."""
@@ -77,7 +78,7 @@ def col2im_add(dcols, oh, ow, kh, kw, sy, sx, py, px, dsrc):
                             dsrc[n, iy, ix, c] += dcols[row, base + c]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def channel_sum(d):
     """(M, C) -> (C,) float64: the bias gradient, summed in float64."""
     M, C = d.shape
@@ -88,7 +89,7 @@ def channel_sum(d):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def analog_conv_add(xpad, w, sy, sx, c):
     """c (N, oh, ow, Co) += conv(xpad, w) for the analog (direct) input, xpad already
     padded. Not on the grid, so the order is the engine's: for every target, its sources
@@ -107,7 +108,7 @@ def analog_conv_add(xpad, w, sy, sx, c):
                                 c[n, y, x, co] += v * w[ky, kx, ci, co]
 
 
-@numba.njit(cache=True, nogil=True, inline="never")
+@numba.njit(cache=True, nogil=True, inline="never", error_model="numpy")
 def _taps(i, p, k, stride, n_out):
     """The taps k0, k0 + stride, ... < k1 of a kernel axis through which input index ``i``
     reaches an output ``o = (i + p - k) / stride`` in [0, n_out)."""
@@ -119,7 +120,7 @@ def _taps(i, p, k, stride, n_out):
     return k0, min(k, q + 1)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def conv_scatter_add(s, w, sy, sx, py, px, out):
     """out (N, oh, ow, Co) += conv(s (N, H, W, Ci), w (kh, kw, Ci, Co)), driven by the
     nonzero entries of s (spikes): cost grows with spikes, not with positions.
@@ -148,7 +149,7 @@ def conv_scatter_add(s, w, sy, sx, py, px, out):
                                 out[n, y, x, co] += v * w[ky, kx, ci, co]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def conv_weight_grad_add(s, d, kh, kw, sy, sx, py, px, dw):
     """dw (kh, kw, Ci, Co) += sum over the nonzero s (N, H, W, Ci) of s * d (N, oh, ow, Co)
     at the outputs each one feeds: dL/dw of ``conv_scatter_add``, accumulated in dw's

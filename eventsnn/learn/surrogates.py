@@ -37,7 +37,7 @@ def surrogate_id(name: str) -> int:
     return SURROGATES[name]
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", cache=True, error_model="numpy")  # never divides by zero
 def pseudo_derivative(sid, x, theta, alpha):
     """sigma'(x) of surrogate ``sid`` at ``x = U - theta`` (see the module doc)."""
     if sid == 0:
