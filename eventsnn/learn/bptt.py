@@ -111,11 +111,12 @@ def snap(w) -> np.ndarray:
 # -- linear maps on (N, H, W, C) -------------------------------------------------------
 
 # Spike-driven (scatter) paths cost in proportion to the spikes, the dense im2col + BLAS
-# paths do not: below these fractions of nonzero inputs the scatter was faster on the
-# development machine (bench/bptt_speed_peers.py, BENCHMARKS §6). Both give the same
-# sums (exact on the grid), so the switch never changes a spike.
-SPARSE_FORWARD_MAX = 0.2
-SPARSE_WEIGHT_GRAD_MAX = 0.1
+# paths do not: below these fractions of nonzero inputs the scatter was the faster one
+# for a 3x3 conv of 8 or 16 into 16 or 32 channels on the 2-core development machine
+# (bench/bptt_conv_paths.py, BENCHMARKS §6). Both give the same sums (exact on the
+# grid), so the switch never changes a spike.
+SPARSE_FORWARD_MAX = 0.15
+SPARSE_WEIGHT_GRAD_MAX = 0.07
 
 
 def _density(x) -> float:
