@@ -19,7 +19,8 @@ strong, instantaneous inhibition), in training *and* in the label assignment
 and test runs (the original keeps its inhibition at test time too; thetas are
 then frozen). Accuracy by neuron-label assignment: each neuron takes the class
 with its highest mean spike count on the assignment images; a test image gets
-the class whose neurons spike most on average.
+the class whose neurons spike most on average (bench/dc_labels.py: neurons
+silent on all assignment images get no label and no vote).
 
 What differs from the original (say so with any number from this script):
 current-based instead of conductance-based synapses (no reversal potentials,
@@ -47,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dc_labels import assign_and_test  # noqa: E402
 from machine import ROOT, machine_info  # noqa: E402
 
 from eventsnn.datasets import load_dataset  # noqa: E402
@@ -77,6 +79,8 @@ def add_arguments(ap):
     ap.add_argument("--x-tar", type=float, default=0.0, help="presynaptic target trace (rules.py; 0: none)")
     ap.add_argument("--rate", type=float, default=63.75, help="input rate in Hz at pixel value 1")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-readout-competition", dest="compete", action="store_false",
+                    help="assignment and test runs without the k = 1 competition (how the first version read out)")
 
 
 def build(args) -> tuple:
@@ -98,11 +102,11 @@ def training_order(seed: int, n: int) -> np.ndarray:
     return np.array([sample_order(seed, 0, s, n) for s in range(n)], np.int64)
 
 
-def counts(net, x, rate, seed):
+def counts(net, x, rate, seed, compete=True):
     """Spike counts (n, N) of the learned layer on images ``x`` with the k = 1 competition on
-    and no learning (thresholds as learned)."""
+    (unless not ``compete``) and no learning (thresholds as learned)."""
     sim = Simulator(net, timesteps=DURATION, mode="continuous", poisson_rate=rate, seed=seed, order="time")
-    plug = Plasticity.for_simulator(sim, {}, kwta={"exc": (1, 0)})
+    plug = Plasticity.for_simulator(sim, {}, kwta={"exc": (1, 0)} if compete else None)
     sim.plug = plug
     thr = sim.params.thr.copy()
     out = np.zeros((len(x), net.layers[-1].weight.shape[1]))
@@ -112,16 +116,6 @@ def counts(net, x, rate, seed):
         sim.run()
         out[i] = sim.spike_counts("exc").reshape(-1)
     return out
-
-
-def assign_and_test(ca, ya, ct, yt) -> tuple:
-    """(accuracy, label per neuron) by neuron-label assignment (module doc)."""
-    mean = np.stack([ca[ya == c].mean(axis=0) if np.any(ya == c) else np.zeros(ca.shape[1])
-                     for c in range(10)])  # (10, N)
-    label = np.argmax(mean, axis=0)
-    votes = np.stack([ct[:, label == c].mean(axis=1) if np.any(label == c) else np.zeros(len(ct))
-                      for c in range(10)], axis=1)
-    return float(np.mean(np.argmax(votes, axis=1) == yt)), label
 
 
 def run(args, log=print) -> dict:
@@ -146,8 +140,8 @@ def run(args, log=print) -> dict:
         f"{1000 * train_s / args.train:.2f} ms/sample wall, {1000 * train_cpu / args.train:.2f} ms CPU")
     theta = np.asarray(learned.layer("exc").neuron.threshold, np.float64) - args.threshold
     t0 = time.perf_counter()
-    ca = counts(learned, train.x[: args.assign], args.rate / 1000.0, args.seed + 1)
-    ct = counts(learned, test.x, args.rate / 1000.0, args.seed + 2)
+    ca = counts(learned, train.x[: args.assign], args.rate / 1000.0, args.seed + 1, args.compete)
+    ct = counts(learned, test.x, args.rate / 1000.0, args.seed + 2, args.compete)
     eval_s = time.perf_counter() - t0
     ya = train.y[: args.assign]
     acc, label = assign_and_test(ca, ya, ct, test.y)
@@ -163,7 +157,8 @@ def run(args, log=print) -> dict:
             "accuracy": acc, "assign_images": args.assign, "test_images": int(len(ct)), "eval_seconds": eval_s,
             "spikes_per_test_sample": float(ct.sum(axis=1).mean()),
             "neurons_winning_in_test": int((ct.sum(0) > 0).sum()),
-            "labels_used": np.bincount(label, minlength=10).tolist(),
+            "labels_used": np.bincount(label[label >= 0], minlength=10).tolist(),
+            "neurons_unlabelled": int(np.sum(label < 0)),
             "theta_mean": float(theta.mean()), "theta_max": float(theta.max()),
             "settings": settings.as_dict()}
 

@@ -22,7 +22,8 @@ PoissonGroup inputs at rate x pixel; 350 ms per sample; between samples every
 state variable and trace is cleared (as eventsnn does; the original ran 150 ms
 of rest instead), theta <- theta e^{-T/tau_theta} + theta_plus * spikes, and
 each neuron's incoming weights are scaled to sum to ``normalize``. Label
-assignment and test: learning off, thetas frozen, the winner-take-all on.
+assignment and test: learning off, thetas frozen, the winner-take-all on;
+labels and votes by bench/dc_labels.py, as for eventsnn.
 
 Differences from eventsnn forced by Brian2's clock: time is stepped (``--dt``,
 default 0.5 ms, the original's), so spike times sit on the grid; an input spike
@@ -49,6 +50,8 @@ import os
 import time
 
 import numpy as np
+
+from dc_labels import assign_and_test  # bench/, on the path as this script's directory
 
 
 def main(argv=None):
@@ -181,11 +184,7 @@ def main(argv=None):
     ct = session(d["x_test"], False) if args.eval else np.zeros((0, n))
     eval_s = time.perf_counter() - t0
     ya, yt = d["y_assign"][: len(ca)], d["y_test"][: len(ct)]
-    mean = np.stack([ca[ya == c].mean(axis=0) if np.any(ya == c) else np.zeros(n) for c in range(10)])
-    label = np.argmax(mean, axis=0)
-    votes = np.stack([ct[:, label == c].mean(axis=1) if np.any(label == c) else np.zeros(len(ct))
-                      for c in range(10)], axis=1)
-    acc = float(np.mean(np.argmax(votes, axis=1) == yt)) if len(ct) else None
+    acc, label = assign_and_test(ca, ya, ct, yt)
     if args.eval:
         print(f"brian2: accuracy {100 * acc:.2f} % (assign {len(ca)}, test {len(ct)}); eval {eval_s:.1f} s", flush=True)
     result = {"brian2_version": b2.__version__, "numpy_version": np.__version__, "target": "cython", "mode": args.mode,
@@ -197,7 +196,8 @@ def main(argv=None):
               "accuracy": acc, "assign_images": int(len(ca)), "test_images": int(len(ct)), "eval_seconds": eval_s,
               "spikes_per_test_sample": float(ct.sum(axis=1).mean()) if len(ct) else None,
               "neurons_winning_in_test": int((ct.sum(0) > 0).sum()) if len(ct) else None,
-              "labels_used": np.bincount(label, minlength=10).tolist(),
+              "labels_used": np.bincount(label[label >= 0], minlength=10).tolist(),
+              "neurons_unlabelled": int(np.sum(label < 0)),
               "theta_mean": float(theta.mean()), "theta_max": float(theta.max()),
               "loadavg_start": load_start, "loadavg_end": list(os.getloadavg())}
     with open(args.out + ".tmp", "w") as f:

@@ -9,15 +9,24 @@ the same ``--train`` Fashion-MNIST training images in the same order, then
 assign labels on the same ``--assign`` training images and test on the same
 ``--test`` test images. eventsnn runs in this process (compiled on two
 warm-up samples before timing); Brian2 (cython target) runs in its own
-environment in a subprocess, after ``--warmup`` samples that compile its code,
-twice: "one-run" (a single Network.run over all samples, a network_operation
+environment in a subprocess, after ``--warmup`` samples that compile its code
+(excluded from the timing), in these runs: "one-run" (a single Network.run over all samples, a network_operation
 switching samples every 350 ms: the fastest way we found to drive Brian2;
 trains on ``--train`` and evaluates) and "run-per-sample" (one Network.run per
 sample, as the original Diehl & Cook code does; training time only, on the
-first ``--per-sample-train`` samples). Reported: wall and CPU (process_time)
-ms per training sample for each, the ratios Brian2 / eventsnn, accuracy for
-each, and the load average before and after each part. Writes
-bench/results/diehl_cook_compare.json.
+first ``--per-sample-train`` samples); and, for each ``--extra-dt`` (default
+1 ms, the engine's time unit), one-run training only at that time step.
+Reported: wall and CPU (process_time) ms per training sample for each, the
+ratios Brian2 / eventsnn, accuracy for each, and the load average before and
+after each part. Writes bench/results/diehl_cook_compare.json.
+
+The Brian2 environment (not an eventsnn dependency)::
+
+    python -m venv /work/brian2-venv
+    /work/brian2-venv/bin/pip install brian2 "numpy<2.4"
+
+(brian2 2.9.0 uses ``ndarray.ptp``, which numpy 2.4 removed; the cython
+target needs Cython, installed with brian2, and a C compiler.)
 """
 
 from __future__ import annotations
@@ -61,6 +70,8 @@ def main(argv=None):
     ap.add_argument("--per-sample-train", type=int, default=200)
     ap.add_argument("--dt", type=float, default=0.5, help="Brian2 time step (ms)")
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--extra-dt", type=float, nargs="*", default=[1.0],
+                    help="also time Brian2 one-run training (no evaluation) at these time steps (ms)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "diehl_cook_compare.json"))
     args = ap.parse_args(argv)
     if not Path(args.brian2_python).exists():
@@ -93,18 +104,26 @@ def main(argv=None):
                  x_assign=xtr[:0], y_assign=train.y[:0], x_test=xtr[:0], y_test=train.y[:0])
         per = brian2(args.brian2_python, tmp / "first.npz", tmp / "params.json", tmp / "per.json",
                      "run-per-sample", extra + ["--no-eval"], log)
+        extra_runs = {}
+        for dt in args.extra_dt:
+            extra_runs[f"one_run_dt{dt:g}"] = brian2(
+                args.brian2_python, tmp / "samples.npz", tmp / "params.json", tmp / f"dt{dt:g}.json", "one-run",
+                ["--dt", str(dt), "--warmup", str(args.warmup), "--cache", str(tmp / "cython"), "--no-eval"], log)
     info["loadavg_end"] = list(os.getloadavg())
+    runs = {"one_run": one, "run_per_sample": per, **extra_runs}
     ratios = {f"{name}_{label}": b[f"{kind}ms_per_training_sample"] / ev[f"{kind}ms_per_training_sample"]
-              for name, b in (("one_run", one), ("run_per_sample", per))
-              for kind, label in (("", "wall"), ("cpu_", "cpu"))}
+              for name, b in runs.items() for kind, label in (("", "wall"), ("cpu_", "cpu"))}
     result = {"date": started, "machine": info, "args": {k: (str(v) if isinstance(v, float) and not np.isfinite(v)
                                                              else v) for k, v in vars(args).items()},
               "eventsnn": ev, "brian2_one_run": one, "brian2_run_per_sample": per,
+              **{f"brian2_{k}": v for k, v in extra_runs.items()},
               "speedup_brian2_over_eventsnn": ratios}
     log(f"ms per training sample, wall (CPU): eventsnn {ev['ms_per_training_sample']:.2f} "
         f"({ev['cpu_ms_per_training_sample']:.2f}); Brian2 one-run {one['ms_per_training_sample']:.1f} "
         f"({one['cpu_ms_per_training_sample']:.1f}); Brian2 run-per-sample {per['ms_per_training_sample']:.1f} "
-        f"({per['cpu_ms_per_training_sample']:.1f})")
+        f"({per['cpu_ms_per_training_sample']:.1f})"
+        + "".join(f"; Brian2 {k} {v['ms_per_training_sample']:.1f} ({v['cpu_ms_per_training_sample']:.1f})"
+                  for k, v in extra_runs.items()))
     log("speed-ups (Brian2 time / eventsnn time): " + ", ".join(f"{k} {v:.1f}x" for k, v in ratios.items()))
     log(f"accuracy: eventsnn {100 * ev['accuracy']:.2f} %, Brian2 {100 * one['accuracy']:.2f} % "
         f"(assign {args.assign}, test {args.test})")
