@@ -31,8 +31,8 @@ reaches V in the step it occurs and the threshold is checked at the next step
 (eventsnn: at the spike's exact time); two neurons crossing in the same step
 both spike, and the lower index wins the competition (eventsnn: the first in
 continuous time). Input spikes are Brian2's own Poisson draws, not the same
-spike trains. The random initial weights are drawn here, uniform in [0, 1], with
-the same seed but not the same generator as eventsnn.
+spike trains (seeded with the same seed, but another generator). The initial
+weights are eventsnn's (``w0`` in the npz; drawn here, uniform in [0, 1], without it).
 
 Timing: cython target; ``--warmup`` samples are run first (compilation and
 caches) and excluded; then wall time (perf_counter) and this process's CPU
@@ -111,8 +111,11 @@ def main(argv=None):
                                  ypost += 1""", name="syn")
     syn.connect()  # i-major: synapse k = i * n + j
     syn.xtar = float(p.get("x_tar", 0.0))
-    rng = np.random.default_rng(int(p["seed"]))
-    syn.w[:] = rng.uniform(0.0, 1.0, 784 * n)
+    if "w0" in d:  # eventsnn's initial weights (784, n)
+        syn.w[:] = np.asarray(d["w0"], np.float64).reshape(-1)
+    else:
+        syn.w[:] = np.random.default_rng(int(p["seed"])).uniform(0.0, 1.0, 784 * n)
+    b2.seed(int(p["seed"]))  # Brian2's own Poisson draws
     net = b2.Network(inp, gate, exc, claim, syn)
     theta = np.zeros(n)
     normalize = float(p["normalize"])

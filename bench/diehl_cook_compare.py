@@ -3,9 +3,9 @@
     python bench/diehl_cook_compare.py [--train 1000] [--assign 1000] [--test 1000]
         [--brian2-python /work/brian2-venv/bin/python] [--per-sample-train 200]
 
-Both simulators train the same network (same equations, constants and
-competition; bench/diehl_cook_brian2.py lists what Brian2's clock changes) on
-the same ``--train`` Fashion-MNIST training images in the same order, then
+Both simulators train the same network (same equations, constants,
+competition and initial weights; bench/diehl_cook_brian2.py lists what
+Brian2's clock changes) on the same ``--train`` Fashion-MNIST training images in the same order, then
 assign labels on the same ``--assign`` training images and test on the same
 ``--test`` test images. eventsnn runs in this process (compiled on two
 warm-up samples before timing); Brian2 (cython target) runs in its own
@@ -48,6 +48,7 @@ from machine import ROOT, machine_info  # noqa: E402
 
 from eventsnn.datasets import load_dataset  # noqa: E402
 from eventsnn.io.atomic import atomic_path  # noqa: E402
+from eventsnn.learn.stdp_train import _random_weights  # noqa: E402
 
 
 def brian2(python, data, params, out, mode, extra, log):
@@ -94,13 +95,15 @@ def main(argv=None):
     params["tau_theta"] = str(params["tau_theta"])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        np.savez(tmp / "samples.npz", x_train=xtr[: args.train][order], x_assign=xtr[: args.assign],
+        net, settings = diehl_cook.build(args)
+        w0 = _random_weights(net.layer("exc"), settings.rule, settings.seed, 0)  # what train_stdp starts from
+        np.savez(tmp / "samples.npz", w0=w0, x_train=xtr[: args.train][order], x_assign=xtr[: args.assign],
                  y_assign=train.y[: args.assign], x_test=test.x.reshape(len(test.x), 784), y_test=test.y)
         (tmp / "params.json").write_text(json.dumps(params))
         extra = ["--dt", str(args.dt), "--warmup", str(args.warmup), "--cache", str(tmp / "cython")]
         one = brian2(args.brian2_python, tmp / "samples.npz", tmp / "params.json", tmp / "one.json", "one-run",
                      extra, log)
-        np.savez(tmp / "first.npz", x_train=xtr[: args.train][order][: args.per_sample_train],
+        np.savez(tmp / "first.npz", w0=w0, x_train=xtr[: args.train][order][: args.per_sample_train],
                  x_assign=xtr[:0], y_assign=train.y[:0], x_test=xtr[:0], y_test=train.y[:0])
         per = brian2(args.brian2_python, tmp / "first.npz", tmp / "params.json", tmp / "per.json",
                      "run-per-sample", extra + ["--no-eval"], log)
