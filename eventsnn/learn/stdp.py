@@ -13,7 +13,10 @@ weight change (``eventsnn/engine/plugs.py``):
   ``y <- y e^{-dt/tau_-} + 1``.
 - ``on_deliver`` (a presynaptic event crosses a connection, before its
   fan-out is added): the depression of the deterministic rules over the
-  fan-out (``connectivity.fanout_targets``).
+  fan-out (``connectivity.fanout_targets``); for a dense connection, over
+  the targets that have spiked in this sample (the only ones with a trace;
+  the plug lists them as they first spike), which under competition is a
+  few neurons instead of the whole layer.
 
 Traces are lazy: each neuron stores (x, y) at its last spike and the time of
 that spike, and a rule decays them when it reads them. A presynaptic trace
@@ -36,7 +39,7 @@ import numpy as np
 
 from ..engine.connectivity import fanin_sources, fanout_targets
 from ..engine.jit import kernel
-from ..engine.layout import C_DST, C_KIND, C_SRC, K_CONV, K_DENSE, P_OFF
+from ..engine.layout import C_CO, C_DST, C_KIND, C_SRC, C_WOFF, K_CONV, K_DENSE, P_OFF
 from ..engine.plugs import register_plug
 from ..errors import NetworkError, SimulationError
 from .competition import claim
@@ -121,6 +124,9 @@ class Plasticity(NamedTuple):
     kwta: np.ndarray  # int64 (n_pops, 2): k (0: no competition) and inhibition radius
     member: np.ndarray  # uint8 per neuron (position q, map c): c is in S_q (competition.py)
     members: np.ndarray  # int32 per population position (indexed like neurons, off + q): |S_q|
+    spiked: np.ndarray  # int64 per neuron: at each population's offset, its neurons that spiked this
+    #                     sample (first n_spiked[pop] slots, in first-spike order)
+    n_spiked: np.ndarray  # int64 per population: how many of its neurons spiked this sample
     idx_buf: np.ndarray  # int64 scratch: the fan-in / fan-out of one neuron
     w_buf: np.ndarray  # int64 scratch: the weight index of each of those synapses
     rng: np.ndarray  # uint64 [key, counter] of the stochastic rule's stream
@@ -167,6 +173,7 @@ class Plasticity(NamedTuple):
         return cls(cfg=cfg, in_ptr=in_ptr, in_conn=in_conn, tau_x=tau_x, tau_y=tau_y,
                    x=np.zeros(n), y=np.zeros(n), last=np.full(n, -np.inf), kwta=k_table,
                    member=np.zeros(n, np.uint8), members=np.zeros(n, np.int32),
+                   spiked=np.zeros(n, np.int64), n_spiked=np.zeros(n_pops, np.int64),
                    idx_buf=np.zeros(buf, np.int64), w_buf=np.zeros(buf, np.int64),
                    rng=np.array([np.uint64(seed & 0xFFFFFFFFFFFFFFFF), 0], np.uint64),
                    stats=np.zeros(4, np.float64))
@@ -177,6 +184,7 @@ class Plasticity(NamedTuple):
         self.x[:] = 0.0
         self.y[:] = 0.0
         self.last[:] = -np.inf
+        self.n_spiked[:] = 0
         self.member[:] = 0
         self.members[:] = 0
         if thresholds is not None:
@@ -228,7 +236,11 @@ def _on_spike(plug, topo, params, pop, neuron, t):
         claim(plug, topo, params, pop, neuron)
     for i in range(plug.in_ptr[pop], plug.in_ptr[pop + 1]):
         _potentiate(plug, topo, params, plug.in_conn[i], neuron, t)
-    g = topo.pop_i[pop, P_OFF] + neuron
+    off = topo.pop_i[pop, P_OFF]
+    g = off + neuron
+    if plug.last[g] == -math.inf:  # its first spike this sample
+        plug.spiked[off + plug.n_spiked[pop]] = neuron
+        plug.n_spiked[pop] += 1
     plug.x[g] = decayed(plug.x[g], plug.last[g], t, plug.tau_x[pop]) + 1.0
     plug.y[g] = decayed(plug.y[g], plug.last[g], t, plug.tau_y[pop]) + 1.0
     plug.last[g] = t
@@ -244,6 +256,23 @@ def _on_deliver(plug, topo, params, conn, source, t):
     doff = topo.pop_i[dst, P_OFF]
     tau = plug.tau_y[dst]
     weights = params.weights
+    if topo.conn_i[conn, C_KIND] == K_DENSE:
+        # Only targets that spiked this sample have a trace: visit those (under competition,
+        # a few of the layer) instead of the whole fan-out; the same updates.
+        co = topo.conn_i[conn, C_CO]
+        base = topo.conn_i[conn, C_WOFF] + source * co
+        for m in range(plug.n_spiked[dst]):
+            j = plug.spiked[doff + m]
+            g = doff + j
+            trace = decayed(plug.y[g], plug.last[g], t, tau)
+            if trace != 0.0:
+                k = base + j
+                w0 = np.float64(weights[k])
+                w = np.float32(depressed(w0, trace, cfg))
+                weights[k] = w
+                plug.stats[0] += abs(np.float64(w) - w0)
+                plug.stats[1] += 1.0
+        return
     n = fanout_targets(topo.conn_i, topo.conn_geo, conn, source, plug.idx_buf, plug.w_buf)
     for j in range(n):
         g = doff + plug.idx_buf[j]
