@@ -157,14 +157,17 @@ def test_spike_driven_conv_and_weight_gradient_match_im2col(seed):
     np.testing.assert_allclose(dw, want_dw, rtol=1e-9, atol=1e-9)
 
 
-def test_forward_uses_either_conv_path_with_the_same_spikes(monkeypatch):
+@pytest.mark.parametrize("chunk_bytes", [1, 8 << 20])
+def test_forward_uses_either_conv_path_with_the_same_spikes(monkeypatch, chunk_bytes):
     """The density switch between the spike-driven and the im2col path never changes a
-    spike (both sums are exact on the grid)."""
+    spike (both sums are exact on the grid), nor does cutting im2col into slices of
+    images (chunk_bytes 1: one image at a time)."""
     from eventsnn.learn import bptt
     from eventsnn.learn.arch import conv_net
 
     x = np.random.default_rng(3).random((4, 28, 28, 1)).astype(np.float32)
     model = bptt.Model(conv_net(channels=(4, 8)), add_bias=True)
+    monkeypatch.setattr(bptt, "CHUNK_BYTES", chunk_bytes)
     traces = []
     for limit in (1.0, -1.0):  # always the scatter, never the scatter
         monkeypatch.setattr(bptt, "SPARSE_FORWARD_MAX", limit)

@@ -123,6 +123,20 @@ def _density(x) -> float:
     return np.count_nonzero(x) / max(x.size, 1)
 
 
+# im2col temporaries are made a slice of samples at a time, at most about this many
+# bytes: past glibc's 32 MiB mmap threshold every batch would fault in fresh pages.
+CHUNK_BYTES = 8 << 20
+
+
+def _chunks(n, op):
+    """(start, stop) slices of the n images (time steps x batch) whose im2col matrix
+    (oh*ow rows of kh*kw*C_in float32) stays under CHUNK_BYTES."""
+    kh, kw = op.kernel
+    per = op.out_shape[0] * op.out_shape[1] * kh * kw * max(op.in_shape[2], op.out_shape[2]) * 4
+    step = max(1, CHUNK_BYTES // max(per, 1))
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+
 def _cols(x, op):
     """im2col: (N, H, W, C) -> (N*oh*ow, kh*kw*C), columns in (ky, kx, c) order."""
     kh, kw = op.kernel
@@ -388,7 +402,9 @@ class Model:
                         _layer_kernels.conv_scatter_add(np.ascontiguousarray(src), w, sy, sx, py, px,
                                                         I.reshape((T * B,) + op.out_shape))
                     else:
-                        I += (_cols(src, op) @ w.reshape(-1, w.shape[3])).reshape(T * B, p.n)
+                        w2, out = w.reshape(-1, w.shape[3]), I.reshape((T * B,) + op.out_shape)
+                        for a, b in _chunks(T * B, op):
+                            out[a:b] += (_cols(src[a:b], op) @ w2).reshape(out[a:b].shape)
                 else:
                     I += rest[1] * passed(rest[0]).reshape(T * B, p.n)
             c = self._const(p, x, params, dtype, grid)
@@ -471,11 +487,15 @@ class Model:
                                                             dU.reshape((T * B,) + op.out_shape),
                                                             *op.kernel, sy, sx, py, px, dw)
                     else:
-                        dw += (_cols(src, op).T @ dflat).reshape(dw.shape)
+                        rows = op.out_shape[0] * op.out_shape[1]
+                        for a, b in _chunks(T * B, op):
+                            dw += (_cols(src[a:b], op).T @ dflat[a * rows:b * rows]).reshape(dw.shape)
                 if op.src not in dS:
                     continue  # the input spikes need no gradient
-                dcols = dflat @ w.reshape(-1, co).T
-                _col2im_add(dcols, op, dS[op.src].reshape((T * B,) + op.in_shape))
+                w2t, dsrc = w.reshape(-1, co).T, dS[op.src].reshape((T * B,) + op.in_shape)
+                rows = op.out_shape[0] * op.out_shape[1]
+                for a, b in _chunks(T * B, op):
+                    _col2im_add(dflat[a * rows:b * rows] @ w2t, op, dsrc[a:b])
         grads = {k: v.astype(params[k].dtype) for k, v in grads.items()}
         return grads, {"surrogate_nonzero": nonzero / max(total, 1)}
 
