@@ -115,8 +115,8 @@ def snap(w) -> np.ndarray:
 # for a 3x3 conv of 8 or 16 into 16 or 32 channels on the 2-core development machine
 # (bench/bptt_conv_paths.py, BENCHMARKS §6). Both give the same sums (exact on the
 # grid), so the switch never changes a spike.
-SPARSE_FORWARD_MAX = 0.15
-SPARSE_WEIGHT_GRAD_MAX = 0.07
+SPARSE_FORWARD_MAX = 0.1
+SPARSE_WEIGHT_GRAD_MAX = 0.08
 
 
 def _density(x) -> float:
