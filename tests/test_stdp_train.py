@@ -118,6 +118,39 @@ def test_ridge_leave_one_out_matches_refitting():
     assert r.accuracy(f, y) > 0.7
 
 
+@pytest.mark.parametrize("n,f", [(40, 6), (12, 30)])
+def test_ridge_leave_one_out_predictions_match_refitting_with_fewer_samples_than_features(n, f):
+    """The LOO predictions of both forms (primal N > F, Gram N <= F) equal refits without
+    each sample, down to a tiny lambda where N <= F nearly interpolates (there the primal
+    1 - h cancels and would report a near-zero LOO error)."""
+    from eventsnn.learn.readout import _loo_path
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(n, f))
+    tc = rng.normal(size=(n, 3))
+    lambdas = [1e-6, 0.5, 40.0]
+    for lam, loo, weights in _loo_path(z, tc, lambdas):
+        want = np.empty_like(tc)
+        for i in range(n):
+            keep = np.arange(n) != i
+            w = np.linalg.solve(z[keep].T @ z[keep] + lam * np.eye(f), z[keep].T @ tc[keep])
+            want[i] = z[i] @ w
+        np.testing.assert_allclose(loo, want, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(want).max()))
+        np.testing.assert_allclose(weights(), np.linalg.solve(z.T @ z + lam * np.eye(f), z.T @ tc),
+                                   rtol=1e-6, atol=1e-8)
+
+
+def test_ridge_global_scale_keeps_relative_feature_sizes():
+    rng = np.random.default_rng(2)
+    f = rng.normal(size=(50, 4)) * np.array([1.0, 10.0, 0.1, 3.0])
+    y = (f[:, 1] > 0).astype(np.int64)
+    r = RidgeReadout(scale="global").fit(f, y, n_classes=2)
+    assert np.all(r.sd == r.sd[0]) and r.sd[0] == pytest.approx(np.sqrt(np.mean((f - f.mean(0)) ** 2)))
+    assert r.accuracy(f, y) > 0.9  # a linear rule on feature 1 separates the classes
+    with pytest.raises(DataError, match="scale"):
+        RidgeReadout(scale="nope")
+
+
 def test_pooling_and_label_picks():
     c = np.arange(5 * 4 * 2, dtype=float).reshape(5, 4, 2)
     p = pool_counts(c, 2).reshape(2, 2, 2)

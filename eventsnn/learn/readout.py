@@ -10,7 +10,9 @@ features, e.g. Kheradpisheh et al. 2018 use a linear SVM)::
 
     W = argmin ||Z W - T||^2 + lambda ||W||^2 = (Z^T Z + lambda I)^{-1} Z^T T
 
-on standardised features Z with centred targets T (the intercept is not
+on standardised features Z (``scale="feature"``: each feature to unit variance;
+``"global"``: centred, and all divided by one common scale, which keeps the
+relative sizes of the features) with centred targets T (the intercept is not
 penalised). lambda is chosen from a grid by leave-one-out error, which for
 ridge has a closed form too (Allen 1974, PRESS): with ``Z^T Z = V diag(e) V^T``
 and ``P = Z V``, the hat matrix diagonal is ``h_i = sum_k P_ik^2 / (e_k + lambda)``
@@ -61,8 +63,11 @@ def spike_features(net, x: np.ndarray, layers, timesteps: int = 30, seed: int = 
 class RidgeReadout:
     """Closed-form ridge classifier with leave-one-out choice of lambda (module doc)."""
 
-    def __init__(self, lambdas=LAMBDAS):
+    def __init__(self, lambdas=LAMBDAS, scale: str = "feature"):
+        if scale not in ("feature", "global"):
+            raise DataError(f"readout: scale must be 'feature' or 'global', got {scale!r}")
         self.lambdas = np.asarray(lambdas, np.float64)
+        self.scale = scale
 
     def fit(self, f: np.ndarray, y: np.ndarray, n_classes: int | None = None) -> "RidgeReadout":
         f = np.asarray(f, np.float64)
@@ -73,28 +78,24 @@ class RidgeReadout:
         if y.min() < 0 or y.max() >= self.n_classes:
             raise DataError(f"readout: labels must lie in [0, {self.n_classes}), got {y.min()}..{y.max()}")
         self.mu = f.mean(axis=0)
-        self.sd = f.std(axis=0)
-        self.sd[self.sd == 0] = 1.0
+        if self.scale == "feature":
+            self.sd = f.std(axis=0)
+            self.sd[self.sd == 0] = 1.0
+        else:  # one scale for all features: rare features are not blown up to unit variance
+            total = float(np.sqrt(np.mean((f - self.mu) ** 2)))
+            self.sd = np.full(f.shape[1], total if total > 0 else 1.0)
         z = (f - self.mu) / self.sd
         t = np.eye(self.n_classes)[y]
         self.t_mean = t.mean(axis=0)
         tc = t - self.t_mean
-        e, v = linalg.eigh(z.T @ z)
-        e = np.maximum(e, 0.0)
-        p = z @ v  # (N, F)
-        pt = p.T @ tc  # (F, K)
         best = None
-        for lam in self.lambdas:
-            inv = 1.0 / (e + lam)
-            fitted = p @ (pt * inv[:, None])
-            h = (p * p) @ inv
-            loo = (fitted - h[:, None] * tc) / (1.0 - h)[:, None]
+        for lam, loo, weights in _loo_path(z, tc, self.lambdas):
             err = np.mean(np.argmax(loo + self.t_mean, axis=1) != y)
             mse = np.mean((loo - tc) ** 2)
             if best is None or (err, mse) < best[:2]:
-                best = (err, mse, lam)
-        self.loo_error, _, self.lam = best
-        self.w = v @ (pt / (e + self.lam)[:, None])
+                best = (err, mse, lam, weights)
+        self.loo_error, _, self.lam, weights = best
+        self.w = weights()
         return self
 
     def decision(self, f: np.ndarray) -> np.ndarray:
@@ -105,6 +106,38 @@ class RidgeReadout:
 
     def accuracy(self, f: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(self.predict(f) == np.asarray(y)))
+
+
+def _loo_path(z: np.ndarray, tc: np.ndarray, lambdas):
+    """For each lambda: (lambda, leave-one-out predictions of ``tc``, a function giving W).
+
+    N > F: eigenvectors of Z^T Z (module doc). N <= F (fewer samples than features):
+    the same quantities from the Gram matrix ``Z Z^T = U diag(s) U^T`` (U square, zero
+    eigenvalues included), where the residual is ``r = U diag(lambda / (s + lambda)) U^T T``
+    and ``1 - h_i = sum_k U_ik^2 lambda / (s_k + lambda)``: no ``1 - h`` cancellation,
+    which in the primal form makes a near-interpolating small lambda look perfect."""
+    n, f = z.shape
+    if n > f:
+        e, v = linalg.eigh(z.T @ z)
+        e = np.maximum(e, 0.0)
+        p = z @ v  # (N, F)
+        pt = p.T @ tc  # (F, K)
+        for lam in lambdas:
+            inv = 1.0 / (e + lam)
+            fitted = p @ (pt * inv[:, None])
+            h = (p * p) @ inv
+            yield lam, (fitted - h[:, None] * tc) / (1.0 - h)[:, None], \
+                lambda inv=inv: v @ (pt * inv[:, None])
+        return
+    s, u = linalg.eigh(z @ z.T)
+    s = np.maximum(s, 0.0)
+    ut = u.T @ tc  # (N, K)
+    for lam in lambdas:
+        keep = lam / (s + lam)
+        resid = u @ (ut * keep[:, None])
+        one_minus_h = (u * u) @ keep
+        yield lam, tc - resid / one_minus_h[:, None], \
+            lambda lam=lam: z.T @ (u @ (ut / (s + lam)[:, None]))
 
 
 def labels_per_class(y: np.ndarray, per_class: int | None, seed: int = 0) -> np.ndarray:
