@@ -103,15 +103,17 @@ def test_ridge_leave_one_out_matches_refitting():
     r = RidgeReadout(lambdas=[3.0]).fit(f, y, n_classes=4)
     with pytest.raises(DataError, match="labels"):
         RidgeReadout().fit(f, y, n_classes=3)
-    # Brute force with the same standardisation and centring (from all samples, as documented).
+    # Brute force with the same standardisation (scales from all samples, as documented),
+    # the intercept refitted without the left-out sample.
     z = (f - r.mu) / r.sd
     t = np.eye(4)[y]
     tc = t - r.t_mean
     wrong = 0
     for i in range(40):
         keep = np.arange(40) != i
-        w = np.linalg.solve(z[keep].T @ z[keep] + 3.0 * np.eye(6), z[keep].T @ tc[keep])
-        wrong += int(np.argmax(z[i] @ w + r.t_mean) != y[i])
+        zm, tm = z[keep].mean(axis=0), t[keep].mean(axis=0)
+        w = np.linalg.solve((z[keep] - zm).T @ (z[keep] - zm) + 3.0 * np.eye(6), (z[keep] - zm).T @ (t[keep] - tm))
+        wrong += int(np.argmax((z[i] - zm) @ w + tm) != y[i])
     assert r.loo_error == pytest.approx(wrong / 40)
     w_full = np.linalg.solve(z.T @ z + 3.0 * np.eye(6), z.T @ tc)
     np.testing.assert_allclose(r.w, w_full, rtol=1e-8, atol=1e-10)
@@ -121,20 +123,23 @@ def test_ridge_leave_one_out_matches_refitting():
 @pytest.mark.parametrize("n,f", [(40, 6), (12, 30)])
 def test_ridge_leave_one_out_predictions_match_refitting_with_fewer_samples_than_features(n, f):
     """The LOO predictions of both forms (primal N > F, Gram N <= F) equal refits without
-    each sample, down to a tiny lambda where N <= F nearly interpolates (there the primal
-    1 - h cancels and would report a near-zero LOO error)."""
+    each sample (intercept refitted too), down to a tiny lambda where N <= F nearly
+    interpolates (there a fixed centring leaks the left-out label and the primal 1 - h cancels)."""
     from eventsnn.learn.readout import _loo_path
 
     rng = np.random.default_rng(4)
     z = rng.normal(size=(n, f))
     tc = rng.normal(size=(n, 3))
     lambdas = [1e-6, 0.5, 40.0]
+    z -= z.mean(axis=0)
+    tc -= tc.mean(axis=0)
     for lam, loo, weights in _loo_path(z, tc, lambdas):
         want = np.empty_like(tc)
-        for i in range(n):
+        for i in range(n):  # refit without sample i, intercept (the means) included
             keep = np.arange(n) != i
-            w = np.linalg.solve(z[keep].T @ z[keep] + lam * np.eye(f), z[keep].T @ tc[keep])
-            want[i] = z[i] @ w
+            zm, tm = z[keep].mean(axis=0), tc[keep].mean(axis=0)
+            w = np.linalg.solve((z[keep] - zm).T @ (z[keep] - zm) + lam * np.eye(f), (z[keep] - zm).T @ (tc[keep] - tm))
+            want[i] = (z[i] - zm) @ w + tm
         np.testing.assert_allclose(loo, want, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(want).max()))
         np.testing.assert_allclose(weights(), np.linalg.solve(z.T @ z + lam * np.eye(f), z.T @ tc),
                                    rtol=1e-6, atol=1e-8)
