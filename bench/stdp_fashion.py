@@ -69,7 +69,9 @@ def main(argv=None):
     ap.add_argument("--kwta", default="1,2")
     ap.add_argument("--theta-plus", type=float, default=0.05)
     ap.add_argument("--normalize", type=float, default=None, help="per-map kernel sum after each sample")
+    ap.add_argument("--once", action="store_true", help="each map learns at its first spike of a sample only")
     ap.add_argument("--grid", type=int, default=4)
+    ap.add_argument("--sqrt", action="store_true", help="readout on the square roots of the pooled counts")
     ap.add_argument("--label-pool", type=int, default=60000)
     ap.add_argument("--test", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=5)
@@ -79,6 +81,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "stdp_fashion.json"))
     args = ap.parse_args(argv)
     info = machine_info()
+    print(f"start {info['date']}, load {info.get('loadavg_start')}", flush=True)
     train = load_dataset(DATA / "train-images-idx3-ubyte.gz")
     test = load_dataset(DATA / "t10k-images-idx3-ubyte.gz", limit=args.test)
     pixels_tr, pool_y = train.x[: args.label_pool], train.y[: args.label_pool]
@@ -100,7 +103,7 @@ def main(argv=None):
                         x_tar=args.x_tar if name == "deterministic" else 0.0)
         settings = TrainSettings(layers=learn, rule=rule, samples=args.train_samples, timesteps=args.timesteps,
                                  kwta=(k, r), theta_plus=args.theta_plus, seed=args.seed, init="random",
-                                 normalize=args.normalize)
+                                 normalize=args.normalize, once=args.once)
         start = architecture(args.maps, args.threshold, args.two_layers, args.maps2, args.threshold2, channels)
         for i, layer in enumerate(learn):
             start.layer(layer).weight = _random_weights(start.layer(layer), rule, args.seed, i)
@@ -114,6 +117,7 @@ def main(argv=None):
             timing[name] = {"seconds": dt, "samples": args.train_samples * len(learn),
                             "samples_per_s": args.train_samples * len(learn) / dt,
                             "settings": settings.as_dict()}
+            timing[name]["loadavg"] = list(os.getloadavg())
             print(f"{name}: trained {args.train_samples} x {len(learn)} samples in {dt:.1f} s "
                   f"({timing[name]['samples_per_s']:.1f} samples/s )", flush=True)
     features = {}
@@ -124,6 +128,8 @@ def main(argv=None):
         ftr = spike_features(net, pool_x, learn, args.timesteps, args.seed, args.grid)
         fte = spike_features(net, test_x, learn, args.timesteps, args.seed + 1, args.grid)
         dt = time.perf_counter() - t0
+        if args.sqrt:
+            ftr, fte = np.sqrt(ftr), np.sqrt(fte)
         features[name] = (ftr, fte)
         timing.setdefault(name, {})["feature_samples_per_s"] = (len(pool_x) + len(test_x)) / dt
         print(f"{name}: features {ftr.shape[1]} for {len(pool_x) + len(test_x)} images in {dt:.1f} s; "
