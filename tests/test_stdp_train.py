@@ -208,6 +208,31 @@ def test_cli_train_resume_and_evaluate(tmp_path):
     assert report["features"] == 4 * 2 * 2 and 0.0 <= report["accuracy"] <= 1.0
 
 
+def test_once_per_map_training_resumes_and_the_cli_records_it(tmp_path):
+    net, x = two_conv_net(), images(5)
+    s = settings(layers=["conv1"], samples=5)
+    s.once = True
+    s.rule = STDPRule("multiplicative", eta_plus=0.05, eta_minus=0.0, x_tar=0.5)
+    straight = train_stdp(net, x, s)
+    every = train_stdp(net, x, TrainSettings(**{**s.__dict__, "once": False}))
+    assert not np.array_equal(straight.layer("conv1").weight, every.layer("conv1").weight)
+    part = train_stdp(net, x, s, stop_after=2)
+    save_network(part, tmp_path / "p.h5")
+    resumed = train_stdp(load_network(tmp_path / "p.h5"), x, resume=True)
+    np.testing.assert_array_equal(resumed.layer("conv1").weight, straight.layer("conv1").weight)
+    save_network(net, tmp_path / "arch.h5")
+    write_npz(tmp_path / "d.npz", x, np.arange(5) % 2)
+    out = tmp_path / "o.h5"
+    res = CliRunner().invoke(main, ["train-stdp", "--net", str(tmp_path / "arch.h5"), "--data", str(tmp_path / "d.npz"),
+                                    "--layers", "conv1", "--samples", "5", "--timesteps", "8", "--kwta", "1,1",
+                                    "--theta-plus", "0.1", "--seed", "3", "--eta-plus", "0.05", "--eta-minus", "0",
+                                    "--x-tar", "0.5", "--once-per-map", "-o", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    rec = load_network(out).provenance["stdp"]["settings"]
+    assert rec["once"] is True and rec["rule"]["x_tar"] == 0.5
+    np.testing.assert_array_equal(load_network(out).layer("conv1").weight, straight.layer("conv1").weight)
+
+
 def test_cli_refusals_write_nothing(tmp_path):
     save_network(two_conv_net(), tmp_path / "arch.h5")
     write_npz(tmp_path / "d.npz", images(3), np.zeros(3, np.int64))
