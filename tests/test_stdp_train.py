@@ -145,17 +145,6 @@ def test_ridge_leave_one_out_predictions_match_refitting_with_fewer_samples_than
                                    rtol=1e-6, atol=1e-8)
 
 
-def test_ridge_global_scale_keeps_relative_feature_sizes():
-    rng = np.random.default_rng(2)
-    f = rng.normal(size=(50, 4)) * np.array([1.0, 10.0, 0.1, 3.0])
-    y = (f[:, 1] > 0).astype(np.int64)
-    r = RidgeReadout(scale="global").fit(f, y, n_classes=2)
-    assert np.all(r.sd == r.sd[0]) and r.sd[0] == pytest.approx(np.sqrt(np.mean((f - f.mean(0)) ** 2)))
-    assert r.accuracy(f, y) > 0.9  # a linear rule on feature 1 separates the classes
-    with pytest.raises(DataError, match="scale"):
-        RidgeReadout(scale="nope")
-
-
 def test_pooling_and_label_picks():
     c = np.arange(5 * 4 * 2, dtype=float).reshape(5, 4, 2)
     p = pool_counts(c, 2).reshape(2, 2, 2)

@@ -10,9 +10,7 @@ features, e.g. Kheradpisheh et al. 2018 use a linear SVM)::
 
     W = argmin ||Z W - T||^2 + lambda ||W||^2 = (Z^T Z + lambda I)^{-1} Z^T T
 
-on standardised features Z (``scale="feature"``: each feature to unit variance;
-``"global"``: centred, and all divided by one common scale, which keeps the
-relative sizes of the features) with centred targets T (the intercept is not
+on standardised features Z with centred targets T (the intercept is not
 penalised). lambda is chosen from a grid by leave-one-out error, which for
 ridge has a closed form too (Allen 1974, PRESS): with ``Z^T Z = V diag(e) V^T``
 and ``P = Z V``, the hat matrix diagonal is ``h_i = sum_k P_ik^2 / (e_k + lambda)``
@@ -64,11 +62,8 @@ def spike_features(net, x: np.ndarray, layers, timesteps: int = 30, seed: int = 
 class RidgeReadout:
     """Closed-form ridge classifier with leave-one-out choice of lambda (module doc)."""
 
-    def __init__(self, lambdas=LAMBDAS, scale: str = "feature"):
-        if scale not in ("feature", "global"):
-            raise DataError(f"readout: scale must be 'feature' or 'global', got {scale!r}")
+    def __init__(self, lambdas=LAMBDAS):
         self.lambdas = np.asarray(lambdas, np.float64)
-        self.scale = scale
 
     def fit(self, f: np.ndarray, y: np.ndarray, n_classes: int | None = None) -> "RidgeReadout":
         f = np.asarray(f, np.float64)
@@ -79,12 +74,8 @@ class RidgeReadout:
         if y.min() < 0 or y.max() >= self.n_classes:
             raise DataError(f"readout: labels must lie in [0, {self.n_classes}), got {y.min()}..{y.max()}")
         self.mu = f.mean(axis=0)
-        if self.scale == "feature":
-            self.sd = f.std(axis=0)
-            self.sd[self.sd == 0] = 1.0
-        else:  # one scale for all features: rare features are not blown up to unit variance
-            total = float(np.sqrt(np.mean((f - self.mu) ** 2)))
-            self.sd = np.full(f.shape[1], total if total > 0 else 1.0)
+        self.sd = f.std(axis=0)
+        self.sd[self.sd == 0] = 1.0
         z = (f - self.mu) / self.sd
         t = np.eye(self.n_classes)[y]
         self.t_mean = t.mean(axis=0)
