@@ -3,16 +3,24 @@ conv STDP training speed.
 
     python bench/stdp_fashion.py [--maps 32] [--train-samples 2000] [--label-pool 60000] [--test 10000]
 
+The run in BENCHMARKS.md §7 (bench/results/stdp_fashion.json):
+
+    python bench/stdp_fashion.py --maps 32 --threshold 8 --timesteps 20 --train-samples 1000 \
+        --eta-plus 0.05 --eta-minus 0 --gamma-pot 0.2 --p-dep 0.05 --x-tar 1.0 --once \
+        --grid 8 --sqrt --label-pool 60000 --test 10000 --repeats 5
+
 Networks (same architecture): input 28x28 -> conv1 5x5 x MAPS (IF, reset to zero)
 [-> maxpool 2 -> conv2 5x5 x MAPS2 with --two-layers], learned by
 - deterministic (multiplicative trace) STDP,
 - stochastic STDP on binary weights,
 - random frozen weights: the deterministic run's starting point (uniform in
   [0, 1]) and the stochastic run's (random binary),
-and a linear readout on raw pixels. Features: pooled spike counts
+and a linear readout on raw pixels. --once: each map learns at its first spike of
+a sample only (eventsnn.learn.stdp, once per map). Features: pooled spike counts
 (eventsnn.learn.readout, grid x grid per map) of the learned layers, on DoG on/off
 input channels (eventsnn.learn.preprocess; --no-dog: raw intensities) of the plain
-network (no competition at readout), T steps of Bernoulli rate coding. Readout:
+network (no competition at readout), T steps of Bernoulli rate coding (--sqrt:
+their square roots). Readout:
 closed-form ridge, lambda by leave-one-out, fitted on 10/100/1000/all labelled
 examples per class (few-label points averaged over --repeats seeded picks) from
 the first --label-pool training images; accuracy on the first --test test images.
