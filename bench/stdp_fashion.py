@@ -3,16 +3,24 @@ conv STDP training speed.
 
     python bench/stdp_fashion.py [--maps 32] [--train-samples 2000] [--label-pool 60000] [--test 10000]
 
+The run in BENCHMARKS.md §7 (bench/results/stdp_fashion.json):
+
+    python bench/stdp_fashion.py --maps 32 --threshold 8 --timesteps 20 --train-samples 1000 \
+        --eta-plus 0.05 --eta-minus 0 --gamma-pot 0.2 --p-dep 0.05 --x-tar 1.0 --once \
+        --grid 8 --sqrt --label-pool 60000 --test 10000 --repeats 5
+
 Networks (same architecture): input 28x28 -> conv1 5x5 x MAPS (IF, reset to zero)
 [-> maxpool 2 -> conv2 5x5 x MAPS2 with --two-layers], learned by
 - deterministic (multiplicative trace) STDP,
 - stochastic STDP on binary weights,
 - random frozen weights: the deterministic run's starting point (uniform in
   [0, 1]) and the stochastic run's (random binary),
-and a linear readout on raw pixels. Features: pooled spike counts
+and a linear readout on raw pixels. --once: each map learns at its first spike of
+a sample only (eventsnn.learn.stdp, once per map). Features: pooled spike counts
 (eventsnn.learn.readout, grid x grid per map) of the learned layers, on DoG on/off
 input channels (eventsnn.learn.preprocess; --no-dog: raw intensities) of the plain
-network (no competition at readout), T steps of Bernoulli rate coding. Readout:
+network (no competition at readout), T steps of Bernoulli rate coding (--sqrt:
+their square roots). Readout:
 closed-form ridge, lambda by leave-one-out, fitted on 10/100/1000/all labelled
 examples per class (few-label points averaged over --repeats seeded picks) from
 the first --label-pool training images; accuracy on the first --test test images.
@@ -69,7 +77,9 @@ def main(argv=None):
     ap.add_argument("--kwta", default="1,2")
     ap.add_argument("--theta-plus", type=float, default=0.05)
     ap.add_argument("--normalize", type=float, default=None, help="per-map kernel sum after each sample")
+    ap.add_argument("--once", action="store_true", help="each map learns at its first spike of a sample only")
     ap.add_argument("--grid", type=int, default=4)
+    ap.add_argument("--sqrt", action="store_true", help="readout on the square roots of the pooled counts")
     ap.add_argument("--label-pool", type=int, default=60000)
     ap.add_argument("--test", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=5)
@@ -79,6 +89,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "stdp_fashion.json"))
     args = ap.parse_args(argv)
     info = machine_info()
+    print(f"start {info['date']}, load {info.get('loadavg_start')}", flush=True)
     train = load_dataset(DATA / "train-images-idx3-ubyte.gz")
     test = load_dataset(DATA / "t10k-images-idx3-ubyte.gz", limit=args.test)
     pixels_tr, pool_y = train.x[: args.label_pool], train.y[: args.label_pool]
@@ -100,7 +111,7 @@ def main(argv=None):
                         x_tar=args.x_tar if name == "deterministic" else 0.0)
         settings = TrainSettings(layers=learn, rule=rule, samples=args.train_samples, timesteps=args.timesteps,
                                  kwta=(k, r), theta_plus=args.theta_plus, seed=args.seed, init="random",
-                                 normalize=args.normalize)
+                                 normalize=args.normalize, once=args.once)
         start = architecture(args.maps, args.threshold, args.two_layers, args.maps2, args.threshold2, channels)
         for i, layer in enumerate(learn):
             start.layer(layer).weight = _random_weights(start.layer(layer), rule, args.seed, i)
@@ -114,6 +125,7 @@ def main(argv=None):
             timing[name] = {"seconds": dt, "samples": args.train_samples * len(learn),
                             "samples_per_s": args.train_samples * len(learn) / dt,
                             "settings": settings.as_dict()}
+            timing[name]["loadavg"] = list(os.getloadavg())
             print(f"{name}: trained {args.train_samples} x {len(learn)} samples in {dt:.1f} s "
                   f"({timing[name]['samples_per_s']:.1f} samples/s )", flush=True)
     features = {}
@@ -124,6 +136,8 @@ def main(argv=None):
         ftr = spike_features(net, pool_x, learn, args.timesteps, args.seed, args.grid)
         fte = spike_features(net, test_x, learn, args.timesteps, args.seed + 1, args.grid)
         dt = time.perf_counter() - t0
+        if args.sqrt:
+            ftr, fte = np.sqrt(ftr), np.sqrt(fte)
         features[name] = (ftr, fte)
         timing.setdefault(name, {})["feature_samples_per_s"] = (len(pool_x) + len(test_x)) / dt
         print(f"{name}: features {ftr.shape[1]} for {len(pool_x) + len(test_x)} images in {dt:.1f} s; "

@@ -63,6 +63,10 @@ def _layers(text):
               help="Adaptive threshold increment (per map, per spike per position).")
 @click.option("--normalize", type=click.FloatRange(min=0, min_open=True), default=None,
               help="After each sample, scale each map's incoming weights to this sum (Diehl & Cook).")
+@click.option("--once-per-map", is_flag=True,
+              help="Each map learns at its first spike of a sample only (one winner per map per image).")
+@click.option("--x-tar", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Deterministic: presynaptic target trace (quiet inputs are depressed at a post spike).")
 @click.option("--init", type=click.Choice(["keep", "random"]), default="keep", show_default=True,
               help="Start from the file's weights, or seeded random ones in the rule's range.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -74,7 +78,8 @@ def _layers(text):
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Draw the learned kernels as a PNG.")
 @click.option("--no-progress", is_flag=True)
 def train_stdp_cmd(net_path, data_path, layers, rule, samples, timesteps, eta_plus, eta_minus, tau_plus, tau_minus,
-                   w_min, w_max, gamma_pot, tau_pot, p_dep, window, levels, kwta, theta_plus, normalize, init, seed, output,
+                   w_min, w_max, gamma_pot, tau_pot, p_dep, window, levels, kwta, theta_plus, normalize, once_per_map, x_tar,
+                   init, seed, output,
                    checkpoint_every, resume_path, plot_path, no_progress):
     """Learn conv/dense layers online with STDP, layer by layer."""
     from eventsnn.datasets import load_dataset
@@ -103,10 +108,10 @@ def train_stdp_cmd(net_path, data_path, layers, rule, samples, timesteps, eta_pl
             kind = "multiplicative" if rule == "deterministic" else rule
             settings = TrainSettings(
                 layers=_layers(layers), samples=samples, timesteps=timesteps, kwta=_kwta(kwta),
-                theta_plus=theta_plus, seed=seed, init=init, normalize=normalize,
+                theta_plus=theta_plus, seed=seed, init=init, normalize=normalize, once=once_per_map,
                 rule=STDPRule(kind, eta_plus=eta_plus, eta_minus=eta_minus, tau_plus=tau_plus, tau_minus=tau_minus,
                               w_min=w_min, w_max=w_max, gamma_pot=gamma_pot, tau_pot=tau_pot, p_dep=p_dep,
-                              window=window, levels=levels))
+                              window=window, levels=levels, x_tar=x_tar))
         data = load_dataset(data_path)
     x = _match_input(data.x, net.input_shape, data_path)
     if x.ndim == 2:

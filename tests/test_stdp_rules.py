@@ -220,3 +220,66 @@ def test_plug_without_learning_rates_changes_nothing():
     np.testing.assert_array_equal(sim.state.spike_count, plain.state.spike_count)
     np.testing.assert_array_equal(sim.state.v, plain.state.v)
     np.testing.assert_array_equal(sim.params.weights, plain.params.weights)
+
+
+@pytest.mark.parametrize("kind", ["additive", "multiplicative"])
+def test_once_per_map_update_is_the_pair_rule_of_the_first_spike_of_each_map(kind):
+    """With ``once``, map co's kernel changes by the pair rule of one neuron only: the
+    potentiation at its first spike (the earliest spike of that map) and the depression
+    at the pre spikes after it (with the post trace of all its spikes); others: nothing."""
+    rng = np.random.default_rng(5)
+    cin, cout, steps, stride, pad = 2, 3, 12, 1, 1
+    net, w0 = conv_net(rng, cin, cout, stride, pad)
+    rule = STDPRule(kind, eta_plus=0.03, eta_minus=0.02, tau_plus=TAU_P, tau_minus=TAU_M,
+                    w_min=-50.0 if kind == "additive" else 0.0, w_max=50.0 if kind == "additive" else 1.0)
+    sim, plug = plugged(net, steps, rule, layer="conv", once=("conv",))
+    x = rng.uniform(0.0, 0.8, (7, 7, cin))
+    plug.begin_sample(sim.params)
+    sim.reset(x, sample_index=0)
+    sim.run()
+    learned = sim.to_network().layer("conv").weight.astype(np.float64)
+    pre_t, pre_n = sim.recorded_spikes("input")
+    post_t, post_n = sim.recorded_spikes("conv")
+    assert post_t.size > 20 and pre_t.size > 10
+    learners = np.flatnonzero(plug.learner[sim.plan.pop_slice(sim.layer_index("conv"))])
+    assert sorted(learners % cout) == list(range(cout))  # one learner per map
+    want = w0.astype(np.float64).copy()
+    for n in learners:
+        co, pos = n % cout, n // cout
+        oy, ox = divmod(pos, 7)
+        mine = post_t[post_n == n]
+        t0 = mine.min()
+        assert t0 == post_t[post_n % cout == co].min()  # the map's earliest spike
+        assert np.count_nonzero(post_n % cout == co) > 1  # the map fired again: those spikes must not learn
+        # Events in time order: pre spikes deliver (depress) before post spikes of the same step potentiate.
+        field = [(ky, kx, c, (oy * stride - pad + ky) * 7 + (ox * stride - pad + kx))
+                 for ky in range(3) for kx in range(3) for c in range(cin)
+                 if 0 <= oy * stride - pad + ky < 7 and 0 <= ox * stride - pad + kx < 7]
+        for t in range(steps):
+            for ky, kx, c, p in field:
+                src = p * cin + c
+                if t in pre_t[pre_n == src]:
+                    y = sum(math.exp(-(t - s) / TAU_M) for s in mine if s < t)
+                    if y:
+                        w = want[ky, kx, c, co]
+                        f = 1.0 if kind == "additive" else w - rule.w_min
+                        want[ky, kx, c, co] = np.float32(np.clip(w - rule.eta_minus * y * f, rule.w_min, rule.w_max))
+            if t == t0:
+                for ky, kx, c, p in field:
+                    src = p * cin + c
+                    xt = sum(math.exp(-(t - s) / TAU_P) for s in pre_t[pre_n == src] if s <= t)
+                    if xt:
+                        w = want[ky, kx, c, co]
+                        f = 1.0 if kind == "additive" else rule.w_max - w
+                        want[ky, kx, c, co] = np.float32(np.clip(w + rule.eta_plus * xt * f, rule.w_min, rule.w_max))
+    np.testing.assert_allclose(learned, want, atol=2e-6, rtol=0)
+    assert not np.allclose(learned, w0)
+    plug.begin_sample(sim.params)
+    assert not plug.learner.any() and not plug.taken.any()
+
+
+def test_once_per_map_needs_a_learning_layer():
+    rng = np.random.default_rng(0)
+    sim = Simulator(dense_net(3, 2, rng.uniform(0, 1, (3, 2))), timesteps=5)
+    with pytest.raises(SimulationError, match="once-per-map learning on 'input'"):
+        Plasticity.for_simulator(sim, {"fc": STDPRule()}, once=("input",))

@@ -103,19 +103,46 @@ def test_ridge_leave_one_out_matches_refitting():
     r = RidgeReadout(lambdas=[3.0]).fit(f, y, n_classes=4)
     with pytest.raises(DataError, match="labels"):
         RidgeReadout().fit(f, y, n_classes=3)
-    # Brute force with the same standardisation and centring (from all samples, as documented).
+    # Brute force with the same standardisation (scales from all samples, as documented),
+    # the intercept refitted without the left-out sample.
     z = (f - r.mu) / r.sd
     t = np.eye(4)[y]
     tc = t - r.t_mean
     wrong = 0
     for i in range(40):
         keep = np.arange(40) != i
-        w = np.linalg.solve(z[keep].T @ z[keep] + 3.0 * np.eye(6), z[keep].T @ tc[keep])
-        wrong += int(np.argmax(z[i] @ w + r.t_mean) != y[i])
+        zm, tm = z[keep].mean(axis=0), t[keep].mean(axis=0)
+        w = np.linalg.solve((z[keep] - zm).T @ (z[keep] - zm) + 3.0 * np.eye(6), (z[keep] - zm).T @ (t[keep] - tm))
+        wrong += int(np.argmax((z[i] - zm) @ w + tm) != y[i])
     assert r.loo_error == pytest.approx(wrong / 40)
     w_full = np.linalg.solve(z.T @ z + 3.0 * np.eye(6), z.T @ tc)
     np.testing.assert_allclose(r.w, w_full, rtol=1e-8, atol=1e-10)
     assert r.accuracy(f, y) > 0.7
+
+
+@pytest.mark.parametrize("n,f", [(40, 6), (12, 30)])
+def test_ridge_leave_one_out_predictions_match_refitting_with_fewer_samples_than_features(n, f):
+    """The LOO predictions of both forms (primal N > F, Gram N <= F) equal refits without
+    each sample (intercept refitted too), down to a tiny lambda where N <= F nearly
+    interpolates (there a fixed centring leaks the left-out label and the primal 1 - h cancels)."""
+    from eventsnn.learn.readout import _loo_path
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(n, f))
+    tc = rng.normal(size=(n, 3))
+    lambdas = [1e-6, 0.5, 40.0]
+    z -= z.mean(axis=0)
+    tc -= tc.mean(axis=0)
+    for lam, loo, weights in _loo_path(z, tc, lambdas):
+        want = np.empty_like(tc)
+        for i in range(n):  # refit without sample i, intercept (the means) included
+            keep = np.arange(n) != i
+            zm, tm = z[keep].mean(axis=0), tc[keep].mean(axis=0)
+            w = np.linalg.solve((z[keep] - zm).T @ (z[keep] - zm) + lam * np.eye(f), (z[keep] - zm).T @ (tc[keep] - tm))
+            want[i] = (z[i] - zm) @ w + tm
+        np.testing.assert_allclose(loo, want, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(want).max()))
+        np.testing.assert_allclose(weights(), np.linalg.solve(z.T @ z + lam * np.eye(f), z.T @ tc),
+                                   rtol=1e-6, atol=1e-8)
 
 
 def test_pooling_and_label_picks():
@@ -168,6 +195,31 @@ def test_cli_train_resume_and_evaluate(tmp_path):
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     assert report["features"] == 4 * 2 * 2 and 0.0 <= report["accuracy"] <= 1.0
+
+
+def test_once_per_map_training_resumes_and_the_cli_records_it(tmp_path):
+    net, x = two_conv_net(), images(5)
+    s = settings(layers=["conv1"], samples=5)
+    s.once = True
+    s.rule = STDPRule("multiplicative", eta_plus=0.05, eta_minus=0.0, x_tar=0.5)
+    straight = train_stdp(net, x, s)
+    every = train_stdp(net, x, TrainSettings(**{**s.__dict__, "once": False}))
+    assert not np.array_equal(straight.layer("conv1").weight, every.layer("conv1").weight)
+    part = train_stdp(net, x, s, stop_after=2)
+    save_network(part, tmp_path / "p.h5")
+    resumed = train_stdp(load_network(tmp_path / "p.h5"), x, resume=True)
+    np.testing.assert_array_equal(resumed.layer("conv1").weight, straight.layer("conv1").weight)
+    save_network(net, tmp_path / "arch.h5")
+    write_npz(tmp_path / "d.npz", x, np.arange(5) % 2)
+    out = tmp_path / "o.h5"
+    res = CliRunner().invoke(main, ["train-stdp", "--net", str(tmp_path / "arch.h5"), "--data", str(tmp_path / "d.npz"),
+                                    "--layers", "conv1", "--samples", "5", "--timesteps", "8", "--kwta", "1,1",
+                                    "--theta-plus", "0.1", "--seed", "3", "--eta-plus", "0.05", "--eta-minus", "0",
+                                    "--x-tar", "0.5", "--once-per-map", "-o", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    rec = load_network(out).provenance["stdp"]["settings"]
+    assert rec["once"] is True and rec["rule"]["x_tar"] == 0.5
+    np.testing.assert_array_equal(load_network(out).layer("conv1").weight, straight.layer("conv1").weight)
 
 
 def test_cli_refusals_write_nothing(tmp_path):

@@ -14,8 +14,9 @@ on standardised features Z with centred targets T (the intercept is not
 penalised). lambda is chosen from a grid by leave-one-out error, which for
 ridge has a closed form too (Allen 1974, PRESS): with ``Z^T Z = V diag(e) V^T``
 and ``P = Z V``, the hat matrix diagonal is ``h_i = sum_k P_ik^2 / (e_k + lambda)``
-and the left-out prediction is ``(yhat_i - h_i t_i) / (1 - h_i)``. (The
-centring uses all training samples, so this LOO is exact up to that.)
+and the left-out prediction is ``(yhat_i - h_i t_i) / (1 - h_i)``, with the
+unpenalised intercept's ``1/N`` added to ``h_i`` (so the LOO is that of
+refitting the intercept too; the feature scales use all training samples).
 Everything is numpy/scipy: no new dependency.
 """
 
@@ -79,22 +80,14 @@ class RidgeReadout:
         t = np.eye(self.n_classes)[y]
         self.t_mean = t.mean(axis=0)
         tc = t - self.t_mean
-        e, v = linalg.eigh(z.T @ z)
-        e = np.maximum(e, 0.0)
-        p = z @ v  # (N, F)
-        pt = p.T @ tc  # (F, K)
         best = None
-        for lam in self.lambdas:
-            inv = 1.0 / (e + lam)
-            fitted = p @ (pt * inv[:, None])
-            h = (p * p) @ inv
-            loo = (fitted - h[:, None] * tc) / (1.0 - h)[:, None]
+        for lam, loo, weights in _loo_path(z, tc, self.lambdas):
             err = np.mean(np.argmax(loo + self.t_mean, axis=1) != y)
             mse = np.mean((loo - tc) ** 2)
             if best is None or (err, mse) < best[:2]:
-                best = (err, mse, lam)
-        self.loo_error, _, self.lam = best
-        self.w = v @ (pt / (e + self.lam)[:, None])
+                best = (err, mse, lam, weights)
+        self.loo_error, _, self.lam, weights = best
+        self.w = weights()
         return self
 
     def decision(self, f: np.ndarray) -> np.ndarray:
@@ -105,6 +98,46 @@ class RidgeReadout:
 
     def accuracy(self, f: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(self.predict(f) == np.asarray(y)))
+
+
+def _loo_path(z: np.ndarray, tc: np.ndarray, lambdas):
+    """For each lambda: (lambda, leave-one-out predictions of ``tc``, a function giving W).
+
+    ``z`` and ``tc`` are centred; the intercept is part of the model (unpenalised), so
+    the hat matrix is ``1/N + Z (Z^T Z + lambda I)^{-1} Z^T`` and a left-out sample no
+    longer sets the mean it is predicted from (with N <= F that leak alone makes the
+    LOO error of a near-interpolating lambda zero). N > F: eigenvectors of Z^T Z
+    (module doc). N <= F: the Gram matrix on the complement of the ones vector,
+    ``Q^T Z Z^T Q = V diag(s) V^T`` with ``U = Q V``, gives the residual
+    ``r = U diag(lambda / (s + lambda)) U^T T`` and ``1 - h_i = sum_k U_ik^2 lambda / (s_k + lambda)``
+    with no cancellation."""
+    n, f = z.shape
+    if n > f:
+        e, v = linalg.eigh(z.T @ z)
+        e = np.maximum(e, 0.0)
+        p = z @ v  # (N, F)
+        pt = p.T @ tc  # (F, K)
+        for lam in lambdas:
+            inv = 1.0 / (e + lam)
+            resid = tc - p @ (pt * inv[:, None])
+            one_minus_h = 1.0 - 1.0 / n - (p * p) @ inv
+            yield lam, tc - resid / one_minus_h[:, None], lambda inv=inv: v @ (pt * inv[:, None])
+        return
+    # Householder reflection taking e_1 to ones / sqrt(N): its other columns span the complement.
+    h = np.full(n, 1.0 / np.sqrt(n))
+    h[0] -= 1.0
+    q = (np.eye(n) - np.outer(h, h) * (2.0 / (h @ h)))[:, 1:]
+    zq = q.T @ z  # (N - 1, F)
+    s, v = linalg.eigh(zq @ zq.T)
+    s = np.maximum(s, 0.0)
+    u = q @ v  # (N, N - 1)
+    ut = u.T @ tc
+    for lam in lambdas:
+        keep = lam / (s + lam)
+        resid = u @ (ut * keep[:, None])
+        one_minus_h = (u * u) @ keep
+        yield lam, tc - resid / one_minus_h[:, None], \
+            lambda lam=lam: z.T @ (u @ (ut / (s + lam)[:, None]))
 
 
 def labels_per_class(y: np.ndarray, per_class: int | None, seed: int = 0) -> np.ndarray:

@@ -18,6 +18,15 @@ weight change (``eventsnn/engine/plugs.py``):
   the plug lists them as they first spike), which under competition is a
   few neurons instead of the whole layer.
 
+Once per map (``once``, after Kheradpisheh et al. 2018, Neural Netw. 99:56,
+where each feature map learns from one winner per image): in a layer marked
+``once``, only the first spike of each map in a sample (its *learner*, the
+first neuron the engine emits for that map) runs the post-spike part, and the
+depression at later pre spikes reaches only the learner's synapses. So each
+shared kernel changes by the pair rule of one position per sample instead of
+the sum over every position where its map fired, which otherwise pulls every
+kernel towards the average patch.
+
 Traces are lazy: each neuron stores (x, y) at its last spike and the time of
 that spike, and a rule decays them when it reads them. A presynaptic trace
 is updated when its neuron emits (with synaptic delays, the pair is timed at
@@ -39,7 +48,7 @@ import numpy as np
 
 from ..engine.connectivity import fanin_sources, fanout_targets
 from ..engine.jit import kernel
-from ..engine.layout import C_CO, C_DST, C_KIND, C_SRC, C_WOFF, K_CONV, K_DENSE, P_OFF
+from ..engine.layout import C_CO, C_DST, C_KIND, C_SRC, C_WOFF, K_CONV, K_DENSE, P_C, P_OFF
 from ..engine.plugs import register_plug
 from ..errors import NetworkError, SimulationError
 from .competition import claim
@@ -131,11 +140,16 @@ class Plasticity(NamedTuple):
     w_buf: np.ndarray  # int64 scratch: the weight index of each of those synapses
     rng: np.ndarray  # uint64 [key, counter] of the stochastic rule's stream
     stats: np.ndarray  # float64 [sum |dw|, weight writes, switches up, switches down]
+    once: np.ndarray  # uint8 per population: 1 = each map learns at its first spike only (module doc)
+    taken: np.ndarray  # uint8 per population position (off + c): map c has had its update this sample
+    learner: np.ndarray  # uint8 per neuron: it made its map's update this sample
 
     @classmethod
-    def for_simulator(cls, sim, rules: dict, kwta: dict | None = None, seed: int = 0) -> "Plasticity":
+    def for_simulator(cls, sim, rules: dict, kwta: dict | None = None, seed: int = 0,
+                      once=()) -> "Plasticity":
         """A plug for ``sim``: ``rules`` maps a conv/dense layer name to its :class:`STDPRule`
-        (that layer's incoming weights learn); ``kwta`` maps a layer name to (k, radius)."""
+        (that layer's incoming weights learn); ``kwta`` maps a layer name to (k, radius);
+        ``once``: names of learning layers whose maps learn once per sample (module doc)."""
         if sim.order != "time":
             raise SimulationError("STDP needs order='time' (traces of all layers advance together)")
         plan = sim.plan
@@ -167,6 +181,11 @@ class Plasticity(NamedTuple):
             if p == 0 or not (int(k) >= 1 and int(radius) >= 0):
                 raise SimulationError(f"k-WTA on {name!r}: need a spiking layer, k >= 1 and radius >= 0")
             k_table[p] = (int(k), int(radius))
+        once_pops = np.zeros(n_pops, np.uint8)
+        for name in once:
+            if name not in rules:
+                raise SimulationError(f"once-per-map learning on {name!r}: not a learning layer ({sorted(rules)})")
+            once_pops[sim.layer_index(name)] = 1
         in_ptr = np.zeros(n_pops + 1, np.int64)
         in_ptr[1:] = np.cumsum([len(c) for c in incoming])
         in_conn = np.array([c for cs in incoming for c in cs], np.int64)
@@ -176,7 +195,8 @@ class Plasticity(NamedTuple):
                    spiked=np.zeros(n, np.int64), n_spiked=np.zeros(n_pops, np.int64),
                    idx_buf=np.zeros(buf, np.int64), w_buf=np.zeros(buf, np.int64),
                    rng=np.array([np.uint64(seed & 0xFFFFFFFFFFFFFFFF), 0], np.uint64),
-                   stats=np.zeros(4, np.float64))
+                   stats=np.zeros(4, np.float64), once=once_pops, taken=np.zeros(n, np.uint8),
+                   learner=np.zeros(n, np.uint8))
 
     def begin_sample(self, params, thresholds: np.ndarray | None = None) -> None:
         """Clear traces and competition before a sample; ``thresholds`` (one per neuron)
@@ -187,6 +207,8 @@ class Plasticity(NamedTuple):
         self.n_spiked[:] = 0
         self.member[:] = 0
         self.members[:] = 0
+        self.taken[:] = 0
+        self.learner[:] = 0
         if thresholds is not None:
             params.thr[:] = thresholds
 
@@ -234,10 +256,18 @@ def _potentiate(plug, topo, params, c, neuron, t):
 def _on_spike(plug, topo, params, pop, neuron, t):
     if plug.kwta[pop, 0] > 0:
         claim(plug, topo, params, pop, neuron)
-    for i in range(plug.in_ptr[pop], plug.in_ptr[pop + 1]):
-        _potentiate(plug, topo, params, plug.in_conn[i], neuron, t)
     off = topo.pop_i[pop, P_OFF]
     g = off + neuron
+    learns = True
+    if plug.once[pop] != 0:
+        c = off + neuron % topo.pop_i[pop, P_C]
+        learns = plug.taken[c] == 0
+        if learns:
+            plug.taken[c] = 1
+            plug.learner[g] = 1
+    if learns:
+        for i in range(plug.in_ptr[pop], plug.in_ptr[pop + 1]):
+            _potentiate(plug, topo, params, plug.in_conn[i], neuron, t)
     if plug.last[g] == -math.inf:  # its first spike this sample
         plug.spiked[off + plug.n_spiked[pop]] = neuron
         plug.n_spiked[pop] += 1
@@ -264,6 +294,8 @@ def _on_deliver(plug, topo, params, conn, source, t):
         for m in range(plug.n_spiked[dst]):
             j = plug.spiked[doff + m]
             g = doff + j
+            if plug.once[dst] != 0 and plug.learner[g] == 0:
+                continue
             trace = decayed(plug.y[g], plug.last[g], t, tau)
             if trace != 0.0:
                 k = base + j
@@ -276,6 +308,8 @@ def _on_deliver(plug, topo, params, conn, source, t):
     n = fanout_targets(topo.conn_i, topo.conn_geo, conn, source, plug.idx_buf, plug.w_buf)
     for j in range(n):
         g = doff + plug.idx_buf[j]
+        if plug.once[dst] != 0 and plug.learner[g] == 0:
+            continue
         trace = decayed(plug.y[g], plug.last[g], t, tau)
         if trace != 0.0:
             k = plug.w_buf[j]

@@ -52,6 +52,7 @@ class TrainSettings:
     init: str = "keep"  # keep the network's weights, or "random": seeded, within the rule's range
     normalize: float | None = None  # after each sample, scale each map's incoming weights to this sum
     mode: str = "discrete"  # or "continuous" (timesteps is then the duration per sample)
+    once: bool = False  # each map learns at its first spike of a sample only (stdp.py, "once per map")
 
     def __post_init__(self):
         if not self.layers:
@@ -76,7 +77,8 @@ class TrainSettings:
                 "timesteps": int(self.timesteps), "kwta": None if self.kwta is None else list(map(int, self.kwta)),
                 "theta_plus": float(self.theta_plus), "tau_theta": _num(self.tau_theta), "seed": int(self.seed),
                 "poisson_rate": float(self.poisson_rate), "init": self.init,
-                "normalize": None if self.normalize is None else float(self.normalize), "mode": self.mode}
+                "normalize": None if self.normalize is None else float(self.normalize), "mode": self.mode,
+                "once": bool(self.once)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSettings":
@@ -84,7 +86,7 @@ class TrainSettings:
                    timesteps=int(d["timesteps"]), kwta=None if d["kwta"] is None else tuple(d["kwta"]),
                    theta_plus=float(d["theta_plus"]), tau_theta=float(d["tau_theta"]), seed=int(d["seed"]),
                    poisson_rate=float(d["poisson_rate"]), init=d["init"], normalize=d.get("normalize"),
-                   mode=d.get("mode", "discrete"))
+                   mode=d.get("mode", "discrete"), once=bool(d.get("once", False)))
 
 
 def _num(v: float):
@@ -207,7 +209,7 @@ def train_stdp(net: Network, x: np.ndarray, settings: TrainSettings | None = Non
                         poisson_rate=settings.poisson_rate, order="time")
         plug = Plasticity.for_simulator(sim, {name: settings.rule},
                                         kwta=None if settings.kwta is None else {name: settings.kwta},
-                                        seed=_stream_key(settings.seed, li))
+                                        seed=_stream_key(settings.seed, li), once=(name,) if settings.once else ())
         plug.rng[1] = np.uint64(state.rng_counter)
         sim.plug = plug
         p = sim.layer_index(name)
