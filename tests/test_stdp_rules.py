@@ -139,6 +139,15 @@ def conv_net(rng, cin, cout, stride, pad):
                    encoding="poisson"), w
 
 
+def one_conv_sample(sim, plug, x):
+    """Run one sample with learning on; (learned conv weight, input spikes, conv spikes)."""
+    plug.begin_sample(sim.params)
+    sim.reset(x, sample_index=0)
+    sim.run()
+    learned = sim.to_network().layer("conv").weight.astype(np.float64)
+    return learned, sim.recorded_spikes("input"), sim.recorded_spikes("conv")
+
+
 @pytest.mark.parametrize("stride,pad", [(1, 1), (2, 0)])
 def test_shared_kernel_update_is_the_sum_of_per_position_updates(stride, pad):
     rng = np.random.default_rng(3)
@@ -147,13 +156,7 @@ def test_shared_kernel_update_is_the_sum_of_per_position_updates(stride, pad):
     rule = STDPRule("additive", eta_plus=0.004, eta_minus=0.003, tau_plus=TAU_P, tau_minus=TAU_M,
                     w_min=-50.0, w_max=50.0)
     sim, plug = plugged(net, steps, rule, layer="conv")
-    x = rng.uniform(0.0, 0.8, (7, 7, cin))
-    plug.begin_sample(sim.params)
-    sim.reset(x, sample_index=0)
-    sim.run()
-    learned = sim.to_network().layer("conv").weight.astype(np.float64)
-    pre_t, pre_n = sim.recorded_spikes("input")
-    post_t, post_n = sim.recorded_spikes("conv")
+    learned, (pre_t, pre_n), (post_t, post_n) = one_conv_sample(sim, plug, rng.uniform(0.0, 0.8, (7, 7, cin)))
     assert post_t.size > 10 and pre_t.size > 10
     ho = (7 + 2 * pad - 3) // stride + 1
 
@@ -233,13 +236,7 @@ def test_once_per_map_update_is_the_pair_rule_of_the_first_spike_of_each_map(kin
     rule = STDPRule(kind, eta_plus=0.03, eta_minus=0.02, tau_plus=TAU_P, tau_minus=TAU_M,
                     w_min=-50.0 if kind == "additive" else 0.0, w_max=50.0 if kind == "additive" else 1.0)
     sim, plug = plugged(net, steps, rule, layer="conv", once=("conv",))
-    x = rng.uniform(0.0, 0.8, (7, 7, cin))
-    plug.begin_sample(sim.params)
-    sim.reset(x, sample_index=0)
-    sim.run()
-    learned = sim.to_network().layer("conv").weight.astype(np.float64)
-    pre_t, pre_n = sim.recorded_spikes("input")
-    post_t, post_n = sim.recorded_spikes("conv")
+    learned, (pre_t, pre_n), (post_t, post_n) = one_conv_sample(sim, plug, rng.uniform(0.0, 0.8, (7, 7, cin)))
     assert post_t.size > 20 and pre_t.size > 10
     learners = np.flatnonzero(plug.learner[sim.plan.pop_slice(sim.layer_index("conv"))])
     assert sorted(learners % cout) == list(range(cout))  # one learner per map
