@@ -9,7 +9,9 @@ Layout (documented in docs/FORMAT.md)::
     /layers/NNNN     attrs: name, kind, inputs (JSON list of names),
                             kernel, stride, padding (int64[2]; absent if unused),
                             delay (float64)
-                     datasets: weight (float32), bias (float32, optional)
+                     datasets: weight (float32) or, for a tensor of exactly two
+                               values, weight_bits (uint8, packed bits, attrs
+                               shape and levels[2]), bias (float32, optional)
     /layers/NNNN/neuron   attrs: kind ("if"|"lif"), reset ("subtract"|"zero"),
                                  leak (float64), v_init (float64, optional,
                                  default 0), max_spikes (int64, optional,
@@ -65,7 +67,7 @@ def save_network(net: Network, path, force: bool = False) -> None:
                 if layer.kind in ("avgpool2d", "maxpool2d"):
                     g.attrs["kernel"] = np.asarray(layer.kernel, np.int64)
                 if layer.weight is not None:
-                    g.create_dataset("weight", data=np.asarray(layer.weight, np.float32))
+                    _write_weight(g, np.asarray(layer.weight, np.float32))
                 if layer.bias is not None:
                     g.create_dataset("bias", data=np.asarray(layer.bias, np.float32))
                 if layer.neuron is not None:
@@ -76,6 +78,52 @@ def save_network(net: Network, path, force: bool = False) -> None:
                     n.attrs["v_init"] = float(layer.neuron.v_init)
                     n.attrs["max_spikes"] = int(layer.neuron.max_spikes)
                     n.create_dataset("threshold", data=np.asarray(layer.neuron.threshold, np.float32))
+
+
+# A weight tensor with exactly two values (binary kernels, e.g. of the stochastic STDP
+# rule) is stored as one bit per weight: 32x smaller than float32.
+BINARY_MIN_SIZE = 64
+
+
+def _write_weight(g, w: np.ndarray) -> None:
+    levels = np.unique(w) if w.size >= BINARY_MIN_SIZE else ()
+    if len(levels) != 2:
+        g.create_dataset("weight", data=w)
+        return
+    d = g.create_dataset("weight_bits", data=np.packbits((w == levels[1]).reshape(-1)))
+    d.attrs["shape"] = np.asarray(w.shape, np.int64)
+    d.attrs["levels"] = levels.astype(np.float32)
+
+
+def _read_weight(g, where, required):
+    """``weight`` (float32), or ``weight_bits`` (packed bits, attrs ``shape`` and the two
+    ``levels``) unpacked to float32; never both."""
+    if "weight_bits" not in g:
+        return _dataset(g, "weight", where, required)
+    if "weight" in g:
+        raise NetworkError(f"{where}: both 'weight' and 'weight_bits' are present")
+    try:
+        d = g["weight_bits"]
+        if not isinstance(d, h5py.Dataset) or d.dtype != np.uint8 or d.ndim != 1:
+            raise NetworkError(f"{where}: field 'weight_bits' must be a 1-d uint8 dataset")
+        shape = _attr(d, "shape", f"{where}: weight_bits", "ints")
+        try:
+            levels = np.asarray(d.attrs["levels"] if "levels" in d.attrs else (), np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise NetworkError(f"{where}: weight_bits: field 'levels' must hold two finite numbers") from None
+        if not shape or len(shape) > 4 or min(shape) < 1:
+            raise NetworkError(f"{where}: weight_bits: field 'shape' must be 1 to 4 positive sizes, got {shape}")
+        if levels.size != 2 or not np.all(np.isfinite(levels)):
+            raise NetworkError(f"{where}: weight_bits: field 'levels' must hold two finite numbers")
+        n = int(np.prod(shape, dtype=object))
+        if d.shape[0] != (n + 7) // 8:
+            raise NetworkError(f"{where}: weight_bits holds {d.shape[0]} bytes; shape {shape} needs {(n + 7) // 8}")
+        limits.check_bytes(4 * n, f"{where}: the unpacked weights")
+        bits = np.unpackbits(np.asarray(d[()], np.uint8), count=n)
+    except H5_ERRORS as exc:
+        raise NetworkError(f"{where}: field 'weight_bits' cannot be read (damaged file: {type(exc).__name__}: "
+                           f"{exc})") from None
+    return np.where(bits.astype(bool), np.float32(levels[1]), np.float32(levels[0])).reshape(shape)
 
 
 def _json_default(obj):
@@ -211,7 +259,7 @@ def _read_layer(g, i: int) -> Layer:
     layer.stride = _attr(g, "stride", where, "ints", required=False, default=None)
     layer.padding = _attr(g, "padding", where, "ints", required=False, default=(0, 0))
     layer.kernel = _attr(g, "kernel", where, "ints", required=False, default=())
-    layer.weight = _dataset(g, "weight", where, required=kind in ("conv2d", "dense"))
+    layer.weight = _read_weight(g, where, required=kind in ("conv2d", "dense"))
     layer.bias = _dataset(g, "bias", where, required=False)
     if "neuron" in g:
         n = g["neuron"]
