@@ -218,6 +218,13 @@ def onnx_metadata(onnx_path: str, op_types: list) -> dict:
     }
 
 
+def write_metadata(meta: dict, meta_path: str, onnx_path: str) -> None:
+    with open(meta_path, "w") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
+    print(f"wrote {onnx_path} ({meta['onnx_bytes']} bytes, sha256 {meta['onnx_sha256']}) and {meta_path}")
+
+
 def versions() -> dict:
     import onnx
 
@@ -311,11 +318,7 @@ def main(argv=None) -> int:
         **versions(),
         "command": "/tmp/tvenv/bin/python data/train_default_ann.py",
     }
-    meta_path = os.path.join(args.out_dir, "default_ann.json")
-    with open(meta_path, "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
-    print(f"wrote {onnx_path} ({meta['onnx_bytes']} bytes, sha256 {meta['onnx_sha256']}) and {meta_path}")
+    write_metadata(meta, os.path.join(args.out_dir, "default_ann.json"), onnx_path)
     return 0
 
 

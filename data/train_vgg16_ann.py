@@ -68,7 +68,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from train_default_ann import (DEFAULT_DATA_DIR, evaluate, export_onnx, load_fashion_mnist,  # noqa: E402
-                               onnx_metadata, sha256_file, versions)
+                               onnx_metadata, sha256_file, versions, write_metadata)
 
 BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
@@ -272,11 +272,7 @@ def main(argv=None) -> int:
         **versions(),
         "command": "python data/train_vgg16_ann.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    meta_path = os.path.join(args.out_dir, "vgg16_fashion.json")
-    with open(meta_path, "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
-    print(f"wrote {onnx_path} ({meta['onnx_bytes']} bytes, sha256 {meta['onnx_sha256']}) and {meta_path}")
+    write_metadata(meta, os.path.join(args.out_dir, "vgg16_fashion.json"), onnx_path)
     return 0
 
 
