@@ -227,6 +227,7 @@ class Trace:
     grid: bool
     masks: dict | None = None  # dropout: per population (B, n), one mask for all steps
     input_spikes: np.ndarray | None = None  # rate-coded input (T, B, n_in)
+    density: dict | None = None  # fraction of nonzero passed spikes per source (picks the conv path)
 
     def passed(self, name):
         """The spikes population ``name`` passes on (after its dropout mask)."""
@@ -382,6 +383,8 @@ class Model:
                 raise NetworkError("a rate-coded (poisson) network needs input_spikes (see rate_code)")
             S["input"] = np.asarray(input_spikes, dtype).reshape(T, B, -1)
 
+        density = {}
+
         def passed(name):
             return S[name] * masks[name][None] if masks and name in masks else S[name]
 
@@ -397,7 +400,9 @@ class Model:
                         I += _pool(src, op, dtype).reshape(T * B, p.n)
                         continue
                     w = op.weight4(params, dtype, grid)
-                    if _density(src) <= SPARSE_FORWARD_MAX:
+                    if op.src not in density:
+                        density[op.src] = _density(src)
+                    if density[op.src] <= SPARSE_FORWARD_MAX:
                         (sy, sx), (py, px) = op.stride, op.padding
                         _layer_kernels.conv_scatter_add(np.ascontiguousarray(src), w, sy, sx, py, px,
                                                         I.reshape((T * B,) + op.out_shape))
@@ -421,7 +426,7 @@ class Model:
             U[p.name], S[p.name] = u, s
             out = v_end if not p.spiking else s.sum(axis=0)
         raster = S.pop("input", None)
-        return Trace(x, U, S, out, grid, masks, raster)
+        return Trace(x, U, S, out, grid, masks, raster, density)
 
     # -- backward --------------------------------------------------------------------------
     def backward(self, trace, d_out, surrogate="fast_sigmoid", alpha=None, params=None, detach_reset=True):
@@ -481,7 +486,8 @@ class Model:
                 dflat = dU.reshape(-1, co)
                 if op.fixed is None:
                     dw = grads[op.layer + "/weight"].reshape(w.shape)  # a view: added in place
-                    if _density(src) <= SPARSE_WEIGHT_GRAD_MAX:
+                    known = trace.density.get(op.src) if trace.density else None
+                    if (_density(src) if known is None else known) <= SPARSE_WEIGHT_GRAD_MAX:
                         (sy, sx), (py, px) = op.stride, op.padding
                         _layer_kernels.conv_weight_grad_add(np.ascontiguousarray(src),
                                                             dU.reshape((T * B,) + op.out_shape),
