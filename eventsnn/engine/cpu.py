@@ -58,6 +58,23 @@ def _bin(t, nbins):
     return b
 
 
+# Lowest set bit of a 64-bit word by de Bruijn multiplication (no branch, no
+# intrinsic numba exposes): the spike pass visits a mask word's crossings with
+# it, in ascending byte (= neuron) order on this little-endian layout.
+_DEBRUIJN = np.uint64(0x03F79D71B4CA8B09)
+_DEBRUIJN_BYTE = np.zeros(64, np.int64)
+for _i in range(64):
+    _DEBRUIJN_BYTE[((1 << _i) * 0x03F79D71B4CA8B09 & (2 ** 64 - 1)) >> 58] = _i >> 3
+del _i
+
+
+@inline_kernel
+def _lowest_byte(w):
+    """Index (0-7) of the lowest non-zero byte of the non-zero uint64 ``w``, and ``w`` with that bit cleared."""
+    low = w & (~w + np.uint64(1))
+    return _DEBRUIJN_BYTE[(low * _DEBRUIJN) >> np.uint64(58)], w ^ low
+
+
 @inline_kernel
 def _record_spike(topo, params, state, cnt, rec, probes, sw, plug, p, k, t, tbin):
     """Neuron ``k`` of population ``p`` spikes at ``t``: count it, log it, check
@@ -103,6 +120,17 @@ def _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n, off, t, tbin
     for _ in range(spikes):
         _emit(topo, params, state, q, cnt, rec, probes, sw, plug, p, n - off, t, tbin)
     return subtract and crossed(vv, thr[n])
+
+
+@inline_kernel
+def _fire_marked(topo, params, state, q, cnt, rec, probes, sw, plug, p, n, off, t, tbin, subtract, max_spikes):
+    """:func:`_fire` for a neuron the spike pass's mask marked as crossed; returns whether it
+    stays at threshold."""
+    if plug is not None and not crossed(state.v[n], params.thr[n]):
+        # A plug may have raised a threshold since the mask was taken
+        # (lateral inhibition, learn/competition.py).
+        return False
+    return _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n, off, t, tbin, subtract, max_spikes)
 
 
 @kernel
@@ -189,6 +217,87 @@ def _largest_drive(inp, const, has_const, top):
     return top
 
 
+@inline_kernel
+def _integrate_all(v, inp, const, thr, mask, has_const):
+    """:func:`_integrate_block` over a whole non-leaky layer in one pass, writing
+    ``mask[j] = v[j] >= thr[j]`` as it goes; returns how many crossed."""
+    zero = np.float32(0.0)
+    f = np.float32(1.0)
+    count = 0
+    if has_const:
+        for j in range(v.shape[0]):
+            vv = membrane(v[j], f, inp[j], const[j], False, True)
+            inp[j] = zero
+            v[j] = vv
+            c = crossed(vv, thr[j])
+            mask[j] = c
+            count += c
+    else:
+        for j in range(v.shape[0]):
+            vv = membrane(v[j], f, inp[j], zero, False, False)
+            inp[j] = zero
+            v[j] = vv
+            c = crossed(vv, thr[j])
+            mask[j] = c
+            count += c
+    return count
+
+
+@kernel
+def _flush_flat(topo, params, state, q, cnt, rec, probes, sw, p, t, tbin, m, subtract, max_spikes, has_const):
+    """The flush of a non-leaky layer whose units are (nearly) all touched, without a plug.
+
+    The membrane update is elementwise, so it runs over the whole layer at once
+    (an untouched unit has no input and stays where it is: V + 0 = V); the
+    spike pass then visits the touched units in the same (touch) order as the
+    unit-by-unit loop, so every spike, event and count is the same. Per-unit
+    overhead (slices, leak and spike-pass set-up) dominated at low rates, where
+    every step touches every unit of the early layers but few neurons spike.
+    Returns how many units stay touched for a recheck at ``t + 1``.
+    """
+    pop_i, thr = topo.pop_i, params.thr
+    v, inp, const = state.v, state.inp, state.const
+    tflag, tlist = state.tflag, state.tlist
+    off, uoff, block = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK]
+    n_all = pop_i[p, P_NUNITS] * block
+    mask = state.crossed
+    count = _integrate_all(v[off:off + n_all], inp[off:off + n_all], const[off:off + n_all],
+                           thr[off:off + n_all], mask[:n_all], has_const)
+    # Skipping zero 8-byte words needs every unit to start on a word (block % 8 == 0).
+    words = mask[:(n_all >> 3) << 3].view(np.uint64)
+    aligned = (block & 7) == 0
+    left = count  # crossings not yet visited; an untouched unit never has one (V < theta)
+    keep = 0
+    for i in range(m):
+        u = tlist[uoff + i]
+        base = u * block
+        recheck = False
+        if aligned:
+            for wi in range(base >> 3, (base + block) >> 3):
+                if left == 0:
+                    break
+                w = words[wi]
+                while w != 0:
+                    b, w = _lowest_byte(w)
+                    left -= 1
+                    if _fire(topo, params, state, q, cnt, rec, probes, sw, None, p, off + (wi << 3) + b, off, t,
+                             tbin, subtract, max_spikes):
+                        recheck = True
+        else:
+            for j in range(base, base + block if left > 0 else base):
+                if mask[j] != 0:
+                    left -= 1
+                    if _fire(topo, params, state, q, cnt, rec, probes, sw, None, p, off + j, off, t, tbin,
+                             subtract, max_spikes):
+                        recheck = True
+        if recheck:
+            tlist[uoff + keep] = u
+            keep += 1
+        else:
+            tflag[uoff + u] = 0
+    return keep
+
+
 @kernel
 def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin, t_end):
     pop_i, thr = topo.pop_i, params.thr
@@ -206,7 +315,14 @@ def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, t
     tau = topo.pop_tau[p]
     m = tn[p]
     keep = 0
-    for i in range(m):
+    nunits = pop_i[p, P_NUNITS]
+    # The whole-layer pass (see _flush_flat) pays once most units are touched.
+    flat = (plug is None and spiking and not leaky and not tracing and not sw.track_max_input and block >= 8
+            and 2 * m >= nunits)
+    if flat:
+        keep = _flush_flat(topo, params, state, q, cnt, rec, probes, sw, p, t, tbin, m, subtract, max_spikes,
+                           has_const)
+    for i in range(0 if flat else m):
         u = tlist[uoff + i]
         n0 = off + u * block
         n1 = n0 + block
@@ -225,22 +341,21 @@ def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, t
             _mark_crossed(v[n0:n1], thr[n0:n1], mask)
             words = state.crossed[:(block >> 3) << 3].view(np.uint64)
             left = count
-            j = 0
-            while left > 0 and j < block:
-                if (j & 7) == 0 and (j >> 3) < words.shape[0] and words[j >> 3] == 0:
-                    j += 8
-                    continue
-                if mask[j] != 0:
+            for wi in range(block >> 3):
+                if left == 0:
+                    break
+                w = words[wi]
+                while w != 0:
+                    b, w = _lowest_byte(w)
                     left -= 1
-                    fire = True
-                    if plug is not None:
-                        # A plug may have raised a threshold since the mask was taken
-                        # (lateral inhibition, learn/competition.py): check it again.
-                        fire = crossed(v[n0 + j], thr[n0 + j])
-                    if fire and _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n0 + j, off, t,
-                                      tbin, subtract, max_spikes):
+                    if _fire_marked(topo, params, state, q, cnt, rec, probes, sw, plug, p, n0 + (wi << 3) + b, off,
+                                    t, tbin, subtract, max_spikes):
                         recheck = True
-                j += 1
+            for j in range((block >> 3) << 3, block if left > 0 else 0):
+                if mask[j] != 0:
+                    if _fire_marked(topo, params, state, q, cnt, rec, probes, sw, plug, p, n0 + j, off, t, tbin,
+                                    subtract, max_spikes):
+                        recheck = True
         elif (spiking and count > 0) or tracing:
             # The spike pass, in neuron order; v already holds the integrated potential.
             for n in range(n0, n1):

@@ -117,8 +117,9 @@ class Simulator:
             # Largest synaptic drive (I_spikes + I_const) seen by each layer, kept
             # when track_max_input is set (spike-norm reads it).
             max_input=np.full(n_pops, -np.inf, np.float32),
-            # Scratch for the spike pass: which neurons of one unit crossed threshold.
-            crossed=aligned_zeros(max(int(plan.pop_i[:, P_BLOCK].max()), 8) + 8, np.uint8))
+            # Scratch for the spike pass: which neurons of one unit (or a whole layer,
+            # cpu._flush_flat) crossed threshold.
+            crossed=aligned_zeros(max(int(plan.pop_i[:, P_N].max()), 8) + 8, np.uint8))
         self.counters = Counters(syn_ops=np.zeros((n_pops, self.timesteps), np.int64),
                                  spikes=np.zeros((n_pops, self.timesteps), np.int64),
                                  updates=np.zeros((n_pops, self.timesteps), np.int64),
