@@ -233,13 +233,14 @@ def run_dataset(network, x, y=None, timesteps: int = 100, encoding: str | None =
 
 def reusable_simulator(network, timesteps: int = 100, encoding: str | None = None, mode: str = "discrete",
                        seed: int = 0, poisson_rate: float = 1.0, order: str = "auto", backend: str = "cpu",
-                       **_ignored) -> Simulator:
+                       plan=None, **_ignored) -> Simulator:
     """The Simulator :func:`run_dataset` would build for these settings, to pass as its ``simulator``
-    (takes ``run_dataset``'s keyword arguments; the ones a Simulator does not use are ignored)."""
+    (takes ``run_dataset``'s keyword arguments; the ones a Simulator does not use are ignored).
+    ``plan``: another such Simulator's ``.plan``, shared instead of compiled again."""
     if order == "auto":
         order = "layer" if mode == "discrete" else "time"
     sim = Simulator(network, timesteps=timesteps, mode=mode, encoding=encoding, seed=seed,
-                    poisson_rate=poisson_rate, order=order, backend=backend)
+                    poisson_rate=poisson_rate, order=order, backend=backend, plan=plan)
     sim._run_key = _sim_key(network, timesteps, encoding, mode, seed, poisson_rate, order, backend)
     return sim
 

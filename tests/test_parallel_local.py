@@ -66,6 +66,38 @@ def test_threads_merge_to_the_single_run(net, data, single, workers, shard_size)
     same(run_sharded(net, data.x, data.y, workers=workers, shard_size=shard_size, **KW), single)
 
 
+def test_threads_share_one_compiled_plan(net, data, single, monkeypatch):
+    from eventsnn import results
+
+    built = []
+    original = results.reusable_simulator
+
+    def spy(*args, **kwargs):
+        sim = original(*args, **kwargs)
+        built.append(sim)
+        return sim
+
+    monkeypatch.setattr(results, "reusable_simulator", spy)
+    same(run_sharded(net, data.x, data.y, workers=3, shard_size=2, **KW), single)
+    assert len(built) == 3 and all(sim.plan is built[0].plan for sim in built)
+    assert len({id(sim.state.v) for sim in built}) == 3  # state is each thread's own
+
+
+def test_a_shared_plan_must_be_this_networks_and_settings(net, data):
+    from eventsnn.engine.simulator import Simulator
+
+    sim = reusable_simulator(net, **KW)
+    twin = reusable_simulator(net, plan=sim.plan, **KW)
+    assert twin.plan is sim.plan
+    same(run_dataset(net, data.x, data.y, simulator=twin, **KW), run_dataset(net, data.x, data.y, **KW))
+    other = load_network(shipped("default_net.h5"))
+    for bad in (dict(network=other, timesteps=20), dict(network=net, timesteps=21)):
+        with pytest.raises(SimulationError, match="plan was not compiled"):
+            Simulator(bad["network"], timesteps=bad["timesteps"], encoding="poisson", plan=sim.plan)
+    with pytest.raises(SimulationError, match="plug"):
+        Simulator(net, timesteps=20, encoding="poisson", plan=sim.plan, plug=object())
+
+
 def test_indices_seed_each_sample_by_its_index(net, data, single):
     part = run_dataset(net, data.x, data.y, indices=[9, 2, 15], **KW)
     assert part.indices.tolist() == [9, 2, 15]

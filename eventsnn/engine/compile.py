@@ -65,7 +65,7 @@ class _Conn:
 
     row: np.ndarray
     delay: float
-    weight: np.ndarray  # kernel form, flat float32
+    weight: np.ndarray  # float32 in kernel order (a conv's a C_in-major view of the layer's weight)
     layer: str  # the layer whose weight (or, for K_IDENT, whose add scale) this is
     scale_index: int = -1  # K_IDENT: the position of the input in the add layer
     bias: np.ndarray | None = None  # the layer's bias, in its own shape
@@ -122,8 +122,9 @@ class Plan:
             row[[C_KH, C_KW]] = kernel
             row[[C_SY, C_SX]] = stride
             row[[C_PY, C_PX]] = padding
-            flat = np.ascontiguousarray(w, np.float32).reshape(-1)
-            conns.append(_Conn(row, float(delay), flat, layer, scale_index,
+            # A view where it can be (a conv's is transposed to C_in-major): _tables
+            # copies it once, into the kernels' aligned array.
+            conns.append(_Conn(row, float(delay), np.asarray(w, np.float32), layer, scale_index,
                                None if bias is None else np.asarray(bias, np.float32)))
 
         def connect(layer, dst):
@@ -190,11 +191,14 @@ class Plan:
                 row[C_BOFF] = boff
                 biases.append(c.bias.reshape(-1))
                 boff += c.bias.size
-        flat_weights = np.concatenate(weights).astype(np.float32) if weights else np.zeros(0, np.float32)
-        if not np.all(np.isfinite(flat_weights)):
+        # Straight into the aligned array: VGG16's 58 MB of weights were copied three times here.
+        aligned = aligned_zeros(woff, np.float32)
+        start = 0
+        for w in weights:
+            aligned[start:start + w.size].reshape(w.shape)[...] = w
+            start += w.size
+        if not np.isfinite(aligned).all():
             raise NetworkError("network weights contain NaN or infinite values")
-        aligned = aligned_zeros(flat_weights.size, np.float32)
-        aligned[:] = flat_weights
 
         pop_i = np.zeros((n_pops, P_NFIELDS), np.int64)
         pop_tau = np.full(n_pops, math.inf, np.float64)
@@ -340,7 +344,7 @@ class Plan:
             elif kind == K_DENSE:
                 layer = net.layer(c.layer)
                 layer.weight = seg.reshape(layer.weight.shape).astype(np.float32).copy()
-            elif kind == K_POOL and seg[0] != c.weight[0]:
+            elif kind == K_POOL and seg[0] != c.weight.reshape(-1)[0]:
                 raise NetworkError(f"layer {c.layer!r}: an average pool's weight is fixed by its kernel "
                                    f"(1/{int(row[C_KH] * row[C_KW])}), got {float(seg[0])}")
             elif kind == K_IDENT:

@@ -6,7 +6,7 @@ inside them, and threads share the network and the data without copying or
 pickling and start without loading the kernels again (docs/SCALING.md has the
 measurement). Each thread builds its own :class:`~eventsnn.engine.simulator.Simulator`
 once and reuses it for its shards, so no state is shared but the read-only
-network and data.
+network, data and compiled plan (its tables and weights, compiled once).
 """
 
 from __future__ import annotations
@@ -127,6 +127,8 @@ def _run_threads(network, x, y, todo, workers, run_kwargs, finished) -> None:
 
     stop = threading.Event()
     local = threading.local()  # one Simulator per thread, reused by its shards
+    lock = threading.Lock()
+    first = []  # the first thread's Simulator: the others share its compiled plan
 
     def check(_):
         if stop.is_set():
@@ -134,7 +136,10 @@ def _run_threads(network, x, y, todo, workers, run_kwargs, finished) -> None:
 
     def task(a, b):
         if getattr(local, "sim", None) is None:
-            local.sim = results.reusable_simulator(network, **run_kwargs)
+            with lock:  # one thread compiles the plan while the others wait for it
+                plan = first[0].plan if first else None
+                local.sim = results.reusable_simulator(network, plan=plan, **run_kwargs)
+                first.append(local.sim)
             local.sim.reset(x[a])  # load the kernels before a shard's clock starts
             local.sim.run(until=0.0)
         return results.run_dataset(network, x, y, indices=np.arange(a, b, dtype=np.int64), progress=check,
