@@ -1,17 +1,19 @@
 #!/usr/bin/env python
-"""eventsnn's default sharded run (every core) on net B against the peers' recorded 2-thread times.
+"""eventsnn's default sharded run (every core) on net B against the peers' 2-thread times.
 
 Net B is ``bench/peers_speed.py``'s VGG16 on 32x32x3 (IF, T = 100, direct
-input), rebuilt here bit for bit from the recorded run
-(``bench/results/peers_speed_B_layer.json``: weight seed, per-layer gains for
-1 % and 5 % spikes per neuron per step). eventsnn is timed now, as
-``eventsnn run`` runs by default: :func:`eventsnn.parallel.run_sharded` with
-every core of this process (threads), wall time per sample over
-``--samples`` samples, median of ``--reps``. The peers (snnTorch, sinabs,
-SpikingJelly, plain torch) are **not re-run** here: their medians are read from
-that JSON (run 2 of BENCHMARKS.md section 5, an idle machine, torch 2.13.0 CPU).
-The ratios printed compare a measurement taken now (load average recorded)
-with one recorded then; say so wherever they are quoted.
+input), rebuilt here bit for bit from a recorded peers run (``--recorded``,
+default ``bench/results/peers_speed_B_session5.json``, measured on this
+machine: weight seed, per-layer gains for 1 % and 5 % spikes per neuron per
+step, and the peers' medians). eventsnn is timed now, as ``eventsnn run``
+runs by default: :func:`eventsnn.parallel.run_sharded` with every core of this
+process (threads), on ``--samples`` and on ``--samples-long`` samples, median
+of ``--reps``. Each timing includes the run's set-up (compiling the plan,
+~0.2-0.3 s for VGG16); the *marginal* time per sample,
+(t_long - t_short) / (n_long - n_short), is the steady-state cost a data set
+run pays per sample, and is what the ratios use (the peers' timings exclude
+their set-up too). The peers are **not re-run** here; the ratios compare a
+measurement taken now (load average recorded) with the recorded one.
 
 Usage::
 
@@ -39,7 +41,7 @@ from peers_speed import SPECS, base_weights, build_net, load_inputs  # noqa: E40
 from eventsnn.parallel import default_workers, run_sharded  # noqa: E402
 from eventsnn.results import run_dataset  # noqa: E402
 
-RECORDED = ROOT / "bench" / "results" / "peers_speed_B_layer.json"
+RECORDED = ROOT / "bench" / "results" / "peers_speed_B_session5.json"
 
 
 def peer_best(timings, rate_index, threads, batch=None):
@@ -55,44 +57,55 @@ def peer_best(timings, rate_index, threads, batch=None):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--samples-long", type=int, default=160)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--recorded", type=Path, default=RECORDED, help="a bench/peers_speed.py JSON with net B")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "workers_peers.json"))
     args = ap.parse_args(argv)
-    rec = json.loads(RECORDED.read_text())
+    rec = json.loads(args.recorded.read_text())
     seed = rec["args"]["seed"] + 1  # net B's weight seed in peers_speed.py
     T = rec["args"]["T"]
     spec = SPECS["B"]
     base = base_weights(spec, seed)
-    xs = load_inputs(spec, args.samples)
+    xs = load_inputs(spec, args.samples_long)
     workers = default_workers()
-    doc = {"machine": machine_info(), "workers": workers, "samples": args.samples, "reps": args.reps,
-           "timesteps": T, "recorded_peers": str(RECORDED.relative_to(ROOT)), "rates": []}
+    doc = {"machine": machine_info(), "workers": workers, "samples": [args.samples, args.samples_long],
+           "reps": args.reps, "timesteps": T, "recorded_peers": str(args.recorded), "rates": []}
     timings = rec["torch"]["timings"]
     for ri, r in enumerate(rec["nets"]["B"]["rates"]):
         if r["target"] not in (0.01, 0.05):
             continue
         net = build_net(spec, scale_weights(base, r["gains"], False))
         run_dataset(net, xs[:1], timesteps=T, encoding="direct")  # kernels loaded, not timed
-        walls, loads = [], []
+        walls = {args.samples: [], args.samples_long: []}
+        loads = []
         for _ in range(args.reps):
-            load0 = os.getloadavg()[0]
-            t0 = time.perf_counter()
-            res = run_sharded(net, xs, None, workers=workers, timesteps=T, encoding="direct")
-            walls.append((time.perf_counter() - t0) / args.samples)
-            loads.append([load0, os.getloadavg()[0]])
-        ev = float(np.median(walls))
+            for n in walls:
+                load0 = os.getloadavg()[0]
+                t0 = time.perf_counter()
+                res = run_sharded(net, xs[:n], None, workers=workers, timesteps=T, encoding="direct")
+                walls[n].append(time.perf_counter() - t0)
+                loads.append([load0, os.getloadavg()[0]])
+        short, long_ = (float(np.median(walls[n])) for n in (args.samples, args.samples_long))
+        ev = (long_ - short) / (args.samples_long - args.samples)
         b1 = peer_best(timings, ri, 2, batch=1)
         batched = peer_best(timings, ri, 2)
         rate = float(np.mean(res.spikes[:, 1:].mean(0) / (res.neurons[1:] * T)))  # per neuron per step, mean over layers
-        entry = {"target_rate": r["target"], "measured_mean_rate": rate, "eventsnn_s_per_sample": walls,
-                 "eventsnn_median_s": ev, "loadavg": loads,
-                 "recorded_eventsnn_2_simulators_s": r["eventsnn"].get("thr2_reset_run", {}).get("median_s"),
+        two = r["eventsnn"].get("thr2_reset_run", {}).get("median_s")
+        entry = {"target_rate": r["target"], "measured_mean_rate": rate,
+                 "eventsnn_wall_s": {str(n): w for n, w in walls.items()},
+                 "eventsnn_s_per_sample_with_setup": {str(args.samples): short / args.samples,
+                                                      str(args.samples_long): long_ / args.samples_long},
+                 "eventsnn_marginal_s": ev, "loadavg": loads,
+                 "recorded_eventsnn_2_simulators_s": two,
                  "peer_2_threads_batch_1": b1, "peer_2_threads_best_batch": batched,
                  "speedup_vs_batch_1": b1["per_sample_median_s"] / ev if b1 else None,
                  "speedup_vs_best_batched": batched["per_sample_median_s"] / ev if batched else None}
         doc["rates"].append(entry)
-        print(f"rate {r['target']:.2f}: eventsnn ({workers} workers) {1000 * ev:.1f} ms/sample "
-              f"[load {loads[0][0]:.1f}]; fastest 2-thread peer at batch 1 ({b1['peer']}) "
+        print(f"rate {r['target']:.2f}: eventsnn ({workers} workers) marginal {1000 * ev:.1f} ms/sample "
+              f"({1000 * short / args.samples:.1f} / {1000 * long_ / args.samples_long:.1f} ms with set-up over "
+              f"{args.samples} / {args.samples_long} samples; 2 Simulators recorded "
+              f"{1000 * two:.1f} ms) [load {loads[0][0]:.1f}]; fastest 2-thread peer at batch 1 ({b1['peer']}) "
               f"{1000 * b1['per_sample_median_s']:.1f} ms -> {entry['speedup_vs_batch_1']:.1f}x; best 2-thread "
               f"configuration ({batched['peer']}, batch {batched['batch']}) "
               f"{1000 * batched['per_sample_median_s']:.1f} ms -> {entry['speedup_vs_best_batched']:.1f}x", flush=True)
