@@ -428,6 +428,8 @@ def main(argv=None):
     ap.add_argument("--ab", type=int, default=0, metavar="PAIRS",
                     help="only alternate 1 and 2 threads PAIRS times on --ab-net; add to the JSON at --out")
     ap.add_argument("--ab-net", choices=["default", "vgg16"], default="default")
+    ap.add_argument("--ab-samples", type=int, default=None,
+                    help="samples per --ab run (default 400 for the default net, 8 for VGG16)")
     args = ap.parse_args(argv)
     log = print
     if args.report:
@@ -448,11 +450,11 @@ def main(argv=None):
         key = "ab" if args.ab_net == "default" else "ab_vgg16"
         if args.ab_net == "default":
             net = load_network(shipped("default_net.h5"))
-            data = load_dataset(shipped("fashion-mnist-sample.npz"), limit=400)
+            data = load_dataset(shipped("fashion-mnist-sample.npz"), limit=args.ab_samples or 400)
             x, y = data.x, data.y
         else:
             net, rng, _ = build_vgg16(log)
-            x, y = rng.random((8, 32, 32, 3), dtype=np.float32), None
+            x, y = rng.random((args.ab_samples or 8, 32, 32, 3), dtype=np.float32), None
         doc[key] = ab_pairs(net, x, y, dict(timesteps=100), args.ab, log)
         doc[key]["machine"] = machine_info()
         with open(args.out, "w") as f:
