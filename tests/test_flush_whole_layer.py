@@ -63,6 +63,13 @@ def wide_network(rng, encoding, grid):
     return net, x
 
 
+def case(seed, encoding, grid):
+    """(net, input, steps) of one random case."""
+    rng = np.random.default_rng((1000 if grid else 2000) + seed)
+    net, x = wide_network(rng, encoding, grid)
+    return net, x, int(rng.integers(8, 30))
+
+
 def run(net, x, steps, encoding, seed, unit_path):
     sim = Simulator(net, timesteps=steps, encoding=encoding, seed=seed, record_spikes=True)
     sim.track_max_input = unit_path
@@ -74,9 +81,7 @@ def run(net, x, steps, encoding, seed, unit_path):
 @pytest.mark.parametrize("encoding", ["direct", "poisson"])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_whole_layer_flush_matches_reference(seed, encoding):
-    rng = np.random.default_rng(1000 + seed)
-    net, x = wide_network(rng, encoding, grid=True)
-    steps = int(rng.integers(8, 30))
+    net, x, steps = case(seed, encoding, grid=True)
     sim = run(net, x, steps, encoding, seed, unit_path=False)
     raster = input_raster(x, steps, seed) if encoding == "poisson" else None
     ref = simulate_discrete(net, x, steps, encoding, raster)
@@ -87,9 +92,7 @@ def test_whole_layer_flush_matches_reference(seed, encoding):
 @pytest.mark.parametrize("encoding", ["direct", "poisson"])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_whole_layer_flush_is_the_unit_flush_bit_for_bit(seed, encoding):
-    rng = np.random.default_rng(2000 + seed)
-    net, x = wide_network(rng, encoding, grid=False)
-    steps = int(rng.integers(8, 30))
+    net, x, steps = case(seed, encoding, grid=False)
     flat = run(net, x, steps, encoding, seed, unit_path=False)
     unit = run(net, x, steps, encoding, seed, unit_path=True)
     for a, b in zip(flat.recorded_spikes(), unit.recorded_spikes()):

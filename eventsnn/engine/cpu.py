@@ -133,6 +133,37 @@ def _fire_marked(topo, params, state, q, cnt, rec, probes, sw, plug, p, n, off, 
     return _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n, off, t, tbin, subtract, max_spikes)
 
 
+@inline_kernel
+def _fire_crossings(topo, params, state, q, cnt, rec, probes, sw, plug, p, off, t, tbin, subtract, max_spikes,
+                    mask, words, start, length, n_start, left):
+    """The spike pass over ``mask[start:start + length]`` (neuron ``n_start`` at ``start``), in
+    neuron order, until ``left`` crossings were visited: whole 8-byte words through
+    :func:`_lowest_byte` when ``start`` is word-aligned, single bytes for the rest.
+    Returns (crossings left, whether a neuron stays at threshold)."""
+    recheck = False
+    j = start
+    if (start & 7) == 0:
+        for wi in range(start >> 3, (start + length) >> 3):
+            if left == 0:
+                break
+            w = words[wi]
+            while w != 0:
+                b, w = _lowest_byte(w)
+                left -= 1
+                if _fire_marked(topo, params, state, q, cnt, rec, probes, sw, plug, p,
+                                n_start + (wi << 3) + b - start, off, t, tbin, subtract, max_spikes):
+                    recheck = True
+        j = start + ((length >> 3) << 3)
+    while left > 0 and j < start + length:
+        if mask[j] != 0:
+            left -= 1
+            if _fire_marked(topo, params, state, q, cnt, rec, probes, sw, plug, p, n_start + j - start, off, t,
+                            tbin, subtract, max_spikes):
+                recheck = True
+        j += 1
+    return left, recheck
+
+
 @kernel
 def _flush_input(topo, params, state, q, cnt, rec, probes, sw, plug, t, tbin):
     """The input spikes at ``t``: record each, and queue them as one *run* event per
@@ -263,33 +294,14 @@ def _flush_flat(topo, params, state, q, cnt, rec, probes, sw, p, t, tbin, m, sub
     mask = state.crossed
     count = _integrate_all(v[off:off + n_all], inp[off:off + n_all], const[off:off + n_all],
                            thr[off:off + n_all], mask[:n_all], has_const)
-    # Skipping zero 8-byte words needs every unit to start on a word (block % 8 == 0).
+    # Whole words are skipped only where a unit starts on a word (block % 8 == 0).
     words = mask[:(n_all >> 3) << 3].view(np.uint64)
-    aligned = (block & 7) == 0
     left = count  # crossings not yet visited; an untouched unit never has one (V < theta)
     keep = 0
     for i in range(m):
         u = tlist[uoff + i]
-        base = u * block
-        recheck = False
-        if aligned:
-            for wi in range(base >> 3, (base + block) >> 3):
-                if left == 0:
-                    break
-                w = words[wi]
-                while w != 0:
-                    b, w = _lowest_byte(w)
-                    left -= 1
-                    if _fire(topo, params, state, q, cnt, rec, probes, sw, None, p, off + (wi << 3) + b, off, t,
-                             tbin, subtract, max_spikes):
-                        recheck = True
-        else:
-            for j in range(base, base + block if left > 0 else base):
-                if mask[j] != 0:
-                    left -= 1
-                    if _fire(topo, params, state, q, cnt, rec, probes, sw, None, p, off + j, off, t, tbin,
-                             subtract, max_spikes):
-                        recheck = True
+        left, recheck = _fire_crossings(topo, params, state, q, cnt, rec, probes, sw, None, p, off, t, tbin,
+                                        subtract, max_spikes, mask, words, u * block, block, off + u * block, left)
         if recheck:
             tlist[uoff + keep] = u
             keep += 1
@@ -340,22 +352,8 @@ def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, t
             mask = state.crossed[:block]
             _mark_crossed(v[n0:n1], thr[n0:n1], mask)
             words = state.crossed[:(block >> 3) << 3].view(np.uint64)
-            left = count
-            for wi in range(block >> 3):
-                if left == 0:
-                    break
-                w = words[wi]
-                while w != 0:
-                    b, w = _lowest_byte(w)
-                    left -= 1
-                    if _fire_marked(topo, params, state, q, cnt, rec, probes, sw, plug, p, n0 + (wi << 3) + b, off,
-                                    t, tbin, subtract, max_spikes):
-                        recheck = True
-            for j in range((block >> 3) << 3, block if left > 0 else 0):
-                if mask[j] != 0:
-                    if _fire_marked(topo, params, state, q, cnt, rec, probes, sw, plug, p, n0 + j, off, t, tbin,
-                                    subtract, max_spikes):
-                        recheck = True
+            _, recheck = _fire_crossings(topo, params, state, q, cnt, rec, probes, sw, plug, p, off, t, tbin,
+                                         subtract, max_spikes, mask, words, 0, block, n0, count)
         elif (spiking and count > 0) or tracing:
             # The spike pass, in neuron order; v already holds the integrated potential.
             for n in range(n0, n1):
