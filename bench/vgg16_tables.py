@@ -5,7 +5,9 @@ Reads ``bench/results/vgg16_conversion.json`` (bench/conversion.py),
 ``vgg16_peers.json`` (bench/vgg16_peers.py) and ``vgg16_paired.json``
 (bench/conversion_paired.py) and prints accuracy and synaptic ops per sample
 for every T, eventsnn's configurations against the peers', on the images both
-ran, then the paired tests.
+ran, then the paired tests, then (if present) ``vgg16_speed.json``
+(bench/vgg16_speed.py): eventsnn's time per image beside every peer
+configuration timed in the same run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eventsnn", default="vgg16_conversion.json", help="comma list of files in bench/results")
     ap.add_argument("--peers", default="vgg16_peers.json")
     ap.add_argument("--paired", default="vgg16_paired.json")
+    ap.add_argument("--speed", default="vgg16_speed.json", help="bench/vgg16_speed.py's JSON (skipped if absent)")
     args = ap.parse_args(argv)
     evs = [json.loads((R / f).read_text()) for f in args.eventsnn.split(",")]
     pe = json.loads((R / args.peers).read_text())
@@ -82,7 +85,27 @@ def main(argv=None) -> int:
             print(f"| {r['timesteps']} | {r['samples']} | {r['eventsnn']} ({100 * r['eventsnn_accuracy']:.2f}) | "
                   f"{r['peer']} ({100 * r['peer_accuracy']:.2f}) | {r['eventsnn_only']} | {r['peer_only']} | "
                   f"{r['p_value']:.2g} |")
+    speed = R / args.speed
+    if speed.exists():
+        print_speed(json.loads(speed.read_text()))
     return 0
+
+
+def print_speed(sp: dict) -> None:
+    ev, rows = sp["eventsnn"], sp["peers"]["rows"]
+    print(f"\nSpeed at T = {sp['timesteps']} (bench/vgg16_speed.py, one run), ms per image:\n")
+    print("| simulator | threads / workers | batch | ms per image |")
+    print("|---|---|---|---|")
+    print(f"| eventsnn (default `run`, marginal) | {ev['workers']} | 1 | {1000 * ev['marginal_s_per_image']:.1f} |")
+    print(f"| eventsnn (one core) | 1 | 1 | {1000 * ev['one_core_s_per_image']:.1f} |")
+    for r in sorted(rows, key=lambda r: (r["peer"], r["threads"], r["batch"])):
+        print(f"| {r['peer']} | {r['threads']} | {r['batch']} | {1000 * r['seconds_per_image']:.1f} |")
+    s = sp["summary"]
+    print(f"\neventsnn against the fastest peer with {s['peer_threads']} threads: "
+          f"{s['speedup_vs_batch_1']:.2f}x at batch 1 ({s['fastest_peer_batch_1']['peer']}), "
+          f"{s['speedup_vs_best_batch']:.2f}x against its best batch ({s['fastest_peer_any_batch']['peer']}, "
+          f"batch {s['fastest_peer_any_batch']['batch']}); {ev['syn_ops_per_image'] / 1e6:.1f} M syn ops per image, "
+          f"mean rate {ev['mean_rate_per_neuron_step']:.4f} per neuron per step")
 
 
 if __name__ == "__main__":
