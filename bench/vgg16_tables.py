@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Markdown tables for BENCHMARKS.md from the trained-VGG16 results (bench/run_vgg16.sh).
 
-Reads ``bench/results/vgg16_conversion.json`` (bench/conversion.py),
-``vgg16_peers.json`` (bench/vgg16_peers.py) and ``vgg16_paired.json``
+Reads (defaults: the recorded run of the shipped width-1/4 net) eventsnn's
+``bench/results/vgg16w4_conversion_*.json`` (bench/conversion.py),
+``vgg16w4_peers_2k.json`` (bench/vgg16_peers.py) and ``vgg16w4_paired_2k.json``
 (bench/conversion_paired.py) and prints accuracy and synaptic ops per sample
 for every T, eventsnn's configurations against the peers', on the images both
-ran, then the paired tests, then (if present) ``vgg16_speed.json``
+ran, then the paired tests, then (if present) ``vgg16w4_speed.json``
 (bench/vgg16_speed.py): eventsnn's time per image beside every peer
 configuration timed in the same run.
 """
@@ -22,10 +23,10 @@ R = Path(__file__).resolve().parent / "results"
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--eventsnn", default="vgg16_conversion.json", help="comma list of files in bench/results")
-    ap.add_argument("--peers", default="vgg16_peers.json")
-    ap.add_argument("--paired", default="vgg16_paired.json")
-    ap.add_argument("--speed", default="vgg16_speed.json", help="bench/vgg16_speed.py's JSON (skipped if absent)")
+    ap.add_argument("--eventsnn", default="vgg16w4_conversion_10k.json,vgg16w4_conversion_k2_2k.json,vgg16w4_conversion_k4_2k.json", help="comma list of files in bench/results")
+    ap.add_argument("--peers", default="vgg16w4_peers_2k.json")
+    ap.add_argument("--paired", default="vgg16w4_paired_2k.json")
+    ap.add_argument("--speed", default="vgg16w4_speed.json", help="bench/vgg16_speed.py's JSON (skipped if absent)")
     args = ap.parse_args(argv)
     evs = [json.loads((R / f).read_text()) for f in args.eventsnn.split(",")]
     pe = json.loads((R / args.peers).read_text())
