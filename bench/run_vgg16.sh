@@ -31,12 +31,14 @@ wait $EV
 $CONV --max-spikes 2 --samples $N_K --subsets 1000,2000 --workers 1 --out $R/vgg16w4_conversion_k2_2k.json \
     > $R/vgg16w4_conversion_k2_2k_log.txt 2>&1 &
 EV=$!
+$CONV --decodings membrane --samples $N_K --subsets 1000,2000 --workers 1 --out $R/vgg16w4_conversion_mem_2k.json \
+    > $R/vgg16w4_conversion_mem_2k_log.txt 2>&1
 $CONV --max-spikes 4 --samples $N_K --subsets 1000,2000 --workers 1 --out $R/vgg16w4_conversion_k4_2k.json \
     > $R/vgg16w4_conversion_k4_2k_log.txt 2>&1
 wait $EV
 # paired tests on the images every run covered; which layers lose the ANN (docs/VGG16.md)
 P=$R/vgg16w4_conversion
-$EVENTSNN_PY bench/conversion_paired.py --eventsnn ${P}_k4_2k_predictions.npz,${P}_k2_2k_predictions.npz,${P}_10k_predictions.npz \
+$EVENTSNN_PY bench/conversion_paired.py --eventsnn ${P}_k4_2k_predictions.npz,${P}_k2_2k_predictions.npz,${P}_10k_predictions.npz,${P}_mem_2k_predictions.npz \
     --peers $R/vgg16w4_peers_2k_predictions.npz --out $R/vgg16w4_paired_2k.json > $R/vgg16w4_paired_2k.txt
 $EVENTSNN_PY bench/conversion_paired.py --eventsnn ${P}_10k_predictions.npz \
     --peers $R/vgg16w4_peers_2k_predictions.npz --out $R/vgg16w4_paired_k1_2k.json > $R/vgg16w4_paired_k1_2k.txt
@@ -44,5 +46,4 @@ $EVENTSNN_PY bench/vgg16_layer_correlation.py --net $W/converted_vgg16.h5 --samp
     > $R/vgg16_layer_correlation_log.txt 2>&1
 # speed side by side (run it on an idle machine), then the tables for BENCHMARKS.md §3
 $EVENTSNN_PY bench/vgg16_speed.py --net $W/converted_vgg16.h5 --out $R/vgg16w4_speed.json > $R/vgg16w4_speed_log.txt 2>&1
-$EVENTSNN_PY bench/vgg16_tables.py --eventsnn vgg16w4_conversion_10k.json,vgg16w4_conversion_k2_2k.json,vgg16w4_conversion_k4_2k.json \
-    --peers vgg16w4_peers_2k.json --paired vgg16w4_paired_2k.json --speed vgg16w4_speed.json > $R/vgg16w4_tables.md
+$EVENTSNN_PY bench/vgg16_tables.py > $R/vgg16w4_tables.md   # defaults: the files above

@@ -23,7 +23,7 @@ R = Path(__file__).resolve().parent / "results"
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--eventsnn", default="vgg16w4_conversion_10k.json,vgg16w4_conversion_k2_2k.json,vgg16w4_conversion_k4_2k.json", help="comma list of files in bench/results")
+    ap.add_argument("--eventsnn", default="vgg16w4_conversion_10k.json,vgg16w4_conversion_mem_2k.json,vgg16w4_conversion_k2_2k.json,vgg16w4_conversion_k4_2k.json", help="comma list of files in bench/results")
     ap.add_argument("--peers", default="vgg16w4_peers_2k.json")
     ap.add_argument("--paired", default="vgg16w4_paired_2k.json")
     ap.add_argument("--speed", default="vgg16w4_speed.json", help="bench/vgg16_speed.py's JSON (skipped if absent)")
