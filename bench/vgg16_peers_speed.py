@@ -88,8 +88,11 @@ def main(argv=None) -> int:
     x_cal, _ = load_images("train", args.calibration_samples)
     rows = []
     for peer in [p for p in args.peers.split(",") if p]:
+        converted = None
         for batch in batches:
-            kind, snn = convert(peer, model, x_cal, batch, input_shape)  # sinabs fixes its batch size here
+            if converted is None or peer.startswith("sinabs"):  # sinabs fixes its batch size at conversion
+                converted = convert(peer, model, x_cal, batch, input_shape)
+            kind, snn = converted
             n = -(-max(batch, args.samples) // batch) * batch
             for th in threads:
                 torch.set_num_threads(th)
