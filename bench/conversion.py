@@ -196,6 +196,9 @@ def parse_config_samples(text: str | None) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=10000, help="test samples per config (default 10000)")
+    ap.add_argument("--start", type=int, default=0,
+                    help="first test image: run a chunk start..start+samples-1 of the test set (the ANN's "
+                         "'first N' and --subsets then count from it; bench/merge_chunks.py joins chunks)")
     ap.add_argument("--config-samples", default="",
                     help="per-config overrides, e.g. 'percentile:membrane=10000,max:spikes=2000'")
     ap.add_argument("--workers", type=int, default=2)
@@ -234,12 +237,14 @@ def main(argv=None) -> int:
           f"{' (eventsnn/ modified)' if info['eventsnn_dirty'] else ''}, load avg {info['loadavg_start'][0]:.2f}")
     t_all = time.perf_counter()
     test = load_dataset(TEST)
-    x_test, y_test = test.x[:n_max], test.y[:n_max]
+    if not 0 <= args.start < len(test.y) or args.start + n_max > len(test.y):
+        raise SystemExit(f"--start {args.start} with {n_max} samples: outside the {len(test.y)} test images")
+    x_test, y_test = test.x[args.start: args.start + n_max], test.y[args.start: args.start + n_max]
     ann = read_model(model)
 
     ann_full = ann_accuracy(ann, test.x, test.y, model)
     ann_runs = {str(n): ann_accuracy(ann, x_test[:n], y_test[:n], model)
-                for n in sorted({args.samples, *overrides.values(), *subsets}) if n < 10000}
+                for n in sorted({args.samples, *overrides.values(), *subsets}) if n < 10000 or args.start}
     ort_acc = ann_full["onnxruntime"]
     ort_text = ort_acc if isinstance(ort_acc, str) else f"{100 * ort_acc:.2f} %"
     print(f"ANN on 10000 test images: eventsnn.forward {100 * ann_full['eventsnn_forward']:.2f} %, "
@@ -268,7 +273,7 @@ def main(argv=None) -> int:
             "machine": info,
             "settings": {
                 "model": os.path.relpath(model, ROOT), "test_data": str(TEST), "calibration_data": str(TRAIN),
-                "samples": args.samples, "config_samples": {f"{k[0]}:{k[1]}": v for k, v in overrides.items()},
+                "samples": args.samples, "start": args.start, "config_samples": {f"{k[0]}:{k[1]}": v for k, v in overrides.items()},
                 "timesteps": args.timesteps, "checkpoints": checkpoints, "workers": args.workers,
                 "encoding": "direct (analog input current, W*x computed once per sample)",
                 "reset": "subtract", "mode": "discrete",
@@ -288,7 +293,7 @@ def main(argv=None) -> int:
         tmp.write_text(json.dumps(doc, indent=1, default=float))
         tmp.replace(out)
         np.savez_compressed(out.with_name(out.stem + "_predictions.npz"), labels=y_test.astype(np.int8),
-                            checkpoints=np.array(checkpoints), **predictions)
+                            checkpoints=np.array(checkpoints), start=np.array(args.start), **predictions)
 
     for method in methods:
         for decoding in decodings:
@@ -313,7 +318,8 @@ def main(argv=None) -> int:
                 "calibration_ann_accuracy": report.ann_accuracy,
                 "normalized_ann_accuracy": report.normalized_ann_accuracy,
                 "scales": report.scales, "thresholds": report.thresholds,
-                "ann_accuracy_same_samples": (ann_full if n == 10000 else ann_runs[str(n)])["eventsnn_forward"],
+                "ann_accuracy_same_samples": (ann_full if n == 10000 and not args.start
+                                              else ann_runs[str(n)])["eventsnn_forward"],
                 "sweep": rows,
                 "final_accuracy": float(np.mean(m["predictions"] == m["labels"])),
                 "analog_macs_per_sample": float(m["analog_macs"].sum() / n),

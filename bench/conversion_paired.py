@@ -40,7 +40,7 @@ def load(paths: str, tag_files: bool) -> tuple:
         elif not np.array_equal(labels[: len(d["labels"])], d["labels"][: len(labels)]):
             raise SystemExit(f"{path}: its labels are not those of the other files")
         for key in d.files:
-            if key in ("labels", "checkpoints"):
+            if key in ("labels", "checkpoints", "start"):
                 continue
             name = f"{Path(path).stem.removesuffix('_predictions')}:{key}" if tag_files else key
             configs[name] = (d["checkpoints"].tolist(), d[key].astype(np.int64))

@@ -258,6 +258,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=MODEL)
     ap.add_argument("--samples", type=int, default=10000)
+    ap.add_argument("--start", type=int, default=0,
+                    help="first test image (a chunk of the test set; bench/merge_chunks.py joins chunks)")
     ap.add_argument("--checkpoints", default="25,50,100,200,500")
     ap.add_argument("--batch", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
@@ -276,12 +278,14 @@ def main(argv=None) -> int:
     input_shape = tuple(x_all.shape[1:])
     model = build_model(args.model, input_shape)
     ann = check_model(model, args.model, x_all, y_all)
-    x, y = x_all[: args.samples], y_all[: args.samples]
+    if not 0 <= args.start < len(x_all) or args.samples < 1:
+        raise SystemExit(f"--start {args.start} --samples {args.samples}: outside the {len(x_all)} test images")
+    x, y = x_all[args.start: args.start + args.samples], y_all[args.start: args.start + args.samples]
     with torch.no_grad():
         ann["accuracy_same_samples"] = float((model(x).argmax(1) == y).float().mean())
     print(f"torch model vs ONNX: max |logit diff| {ann['max_abs_logit_diff_vs_onnx']:.2e}; ANN accuracy "
-          f"{100 * ann['torch_accuracy']:.2f} % on 10000, {100 * ann['accuracy_same_samples']:.2f} % on the "
-          f"first {len(x)}", flush=True)
+          f"{100 * ann['torch_accuracy']:.2f} % on 10000, {100 * ann['accuracy_same_samples']:.2f} % on test "
+          f"images {args.start}..{args.start + len(x) - 1}", flush=True)
     if not ann["ok"]:
         print("ERROR: the torch model does not reproduce the ONNX outputs", file=sys.stderr)
         return 1
@@ -330,6 +334,7 @@ def main(argv=None) -> int:
         doc = {"benchmark": "bench/vgg16_peers.py",
                "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]), "machine": info,
                "settings": {"model": os.path.relpath(args.model.resolve(), ROOT), "samples": int(len(x)),
+                            "start": args.start,
                             "checkpoints": cps, "batch": args.batch, "threads": args.threads,
                             "calibration": f"first {args.calibration_samples} training images",
                             "analog_macs_per_step": analog,
@@ -342,7 +347,7 @@ def main(argv=None) -> int:
         tmp.write_text(json.dumps(doc, indent=1, default=float))
         tmp.replace(out)
         np.savez_compressed(out.with_name(out.stem + "_predictions.npz"), labels=y.numpy().astype(np.int8),
-                            checkpoints=np.array(cps), **predictions)
+                            checkpoints=np.array(cps), start=np.array(args.start), **predictions)
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s; wrote {out}")
     return 0
 
