@@ -37,6 +37,11 @@ import numpy as np
 
 SUMMED = {"samples", "wall_s", "simulate_s", "share_wall_s", "total_s"}
 LISTED = {"date", "git_commit", "eventsnn_dirty"}  # kept as the list of the chunks' distinct values
+# per-sample means: sample-weighted; so is every number in a per-T or per-layer row (ROWS). Any other
+# number (scales, thresholds, settings) must be the same in every chunk.
+AVERAGED = {"final_accuracy", "ann_accuracy_same_samples", "accuracy_same_samples", "analog_macs_per_sample",
+            "seconds_per_sample_one_core", "seconds_per_sample", "wall_s_per_sample", "convert_s"}
+ROWS = {"sweep", "layers_at_T"}
 DROPPED = {"seconds_per_sample_p95", "command", "loadavg_start", "loadavg_end", "engine_warmup_s", "start",
            "finished"}
 
@@ -45,28 +50,29 @@ def predictions_path(json_path: Path) -> Path:
     return json_path.with_name(json_path.stem + "_predictions.npz")
 
 
-def merge_values(key: str, values: list, weights: np.ndarray, where: str):
-    """One field of the joined result from the chunks' values of it (named ``key``)."""
+def merge_values(key: str, values: list, weights: np.ndarray, where: str, averaged: bool = False):
+    """One field of the joined result from the chunks' values of it (named ``key``; inside a row if averaged)."""
     if key in LISTED:
         return [json.loads(v) for v in dict.fromkeys(json.dumps(v) for v in values)]
     if all(isinstance(v, dict) for v in values):
         keys = list(values[0])
         if any(list(v) != keys for v in values):
             raise SystemExit(f"{where}: the chunks have different fields")
-        return {k: merge_values(k, [v[k] for v in values], weights, f"{where}.{k}") for k in keys
-                if k not in DROPPED}
+        return {k: merge_values(k, [v[k] for v in values], weights, f"{where}.{k}", averaged or k in ROWS)
+                for k in keys if k not in DROPPED}
     if all(isinstance(v, list) for v in values):
         if any(len(v) != len(values[0]) for v in values):
             raise SystemExit(f"{where}: the chunks have lists of different lengths")
-        return [merge_values(key, list(col), weights, f"{where}[{i}]") for i, col in enumerate(zip(*values))]
+        return [merge_values(key, list(col), weights, f"{where}[{i}]", averaged)
+                for i, col in enumerate(zip(*values))]
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     if key in SUMMED and numbers:
         return sum(values)
     if all(v == values[0] for v in values):
         return values[0]
-    if numbers:
+    if numbers and (averaged or key in AVERAGED):
         return float(np.dot(weights, values) / weights.sum())
-    if all(v is None or isinstance(v, (int, float)) for v in values):
+    if any(v is None for v in values) and not all(v is None for v in values):
         raise SystemExit(f"{where}: some chunks have a value and some have none")
     raise SystemExit(f"{where}: the chunks disagree ({values[0]!r} vs {values[1]!r})")
 

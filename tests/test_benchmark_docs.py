@@ -1,0 +1,118 @@
+"""BENCHMARKS.md's generated tables are what the bench scripts print from the committed results,
+and bench/merge_chunks.py joins chunked runs into what one run over all the images gives."""
+
+import contextlib
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = (ROOT / "BENCHMARKS.md").read_text()
+
+
+def bench_module(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def printed(main, argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    return out.getvalue()
+
+
+def test_workers_speed_report_block_is_the_committed_json():
+    report = bench_module("workers_speed").report
+    doc = json.loads((ROOT / "bench" / "results" / "workers_speed.json").read_text())
+    start = BENCHMARKS.index("<!-- workers_speed report -->") + len("<!-- workers_speed report -->")
+    end = BENCHMARKS.index("<!-- end workers_speed report -->")
+    assert BENCHMARKS[start:end].strip() == report(doc).strip()
+
+
+def test_trained_vgg16_tables_are_the_committed_results():
+    text = printed(bench_module("vgg16_tables").main, [])
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) > 20  # accuracy, paired and speed tables
+    missing = [row for row in rows if row not in BENCHMARKS]
+    assert not missing, missing
+
+
+# --- bench/merge_chunks.py -------------------------------------------------------------------------------
+
+CPS = [2, 4]
+
+
+def conversion_chunk(folder, start, preds, labels, ops, seconds):
+    """A bench/conversion.py result for one chunk of test images (the fields merge_chunks reads)."""
+    n = len(labels)
+    hit = preds == labels[:, None]
+    doc = {"benchmark": "bench/conversion.py", "machine": {"cpu_model": "x", "git_commit": f"c{start}",
+                                                          "total_s": seconds},
+           "settings": {"samples": n, "start": start, "checkpoints": CPS, "max_spikes": 4},
+           "ann": {"test_10000": {"eventsnn_forward": 0.9}, f"first_{n}": {"eventsnn_forward": 0.5 + start / 100}},
+           "configs": [{"method": "percentile", "decoding": "spikes", "samples": n, "scales": {"a": 2.0},
+                        "sweep": [{"timesteps": t, "accuracy": float(hit[:, k].mean()),
+                                   "accuracy_first_1": float(hit[:1, k].mean()),
+                                   "syn_ops_per_sample": ops[k], "spikes_per_sample_by_layer": [ops[k], 1.0]}
+                                  for k, t in enumerate(CPS)],
+                        "seconds_per_sample_one_core": seconds / n, "seconds_per_sample_p95": 1.0,
+                        "wall_s": seconds, "wall_s_per_sample": seconds / n, "share_wall_s": [seconds]}]}
+    path = folder / f"chunk_{start}.json"
+    path.write_text(json.dumps(doc))
+    np.savez(folder / f"chunk_{start}_predictions.npz", labels=labels.astype(np.int8),
+             checkpoints=np.array(CPS), start=np.array(start), **{"percentile:spikes": preds.astype(np.int8)})
+    return path
+
+
+def test_merge_chunks_joins_conversion_runs_exactly(tmp_path):
+    merge = bench_module("merge_chunks").main
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 10)
+    preds = rng.integers(0, 3, (10, 2))
+    a = conversion_chunk(tmp_path, 0, preds[:4], labels[:4], [10.0, 20.0], 8.0)
+    b = conversion_chunk(tmp_path, 4, preds[4:], labels[4:], [40.0, 50.0], 6.0)
+    out = tmp_path / "joined.json"
+    printed(merge, ["--out", str(out), "--subsets", "1,5", str(a), str(b)])
+    doc = json.loads(out.read_text())
+    cfg = doc["configs"][0]
+    assert doc["settings"]["samples"] == cfg["samples"] == 10 and doc["settings"]["start"] == 0
+    assert cfg["wall_s"] == 14.0 and cfg["share_wall_s"] == [14.0]
+    assert cfg["seconds_per_sample_one_core"] == pytest.approx(1.4)
+    assert "seconds_per_sample_p95" not in cfg  # not a mean: not joined
+    assert cfg["scales"] == {"a": 2.0}
+    assert doc["machine"]["git_commit"] == ["c0", "c4"]
+    hit = preds == labels[:, None]
+    for k, row in enumerate(cfg["sweep"]):
+        assert row["accuracy"] == pytest.approx(hit[:, k].mean())
+        assert row["accuracy_first_1"] == hit[0, k] and row["accuracy_first_5"] == pytest.approx(hit[:5, k].mean())
+        assert row["syn_ops_per_sample"] == pytest.approx((4 * [10.0, 20.0][k] + 6 * [40.0, 50.0][k]) / 10)
+        assert row["spikes_per_sample_by_layer"][1] == 1.0
+    assert doc["ann"]["first_10"]["eventsnn_forward"] == pytest.approx((4 * 0.5 + 6 * 0.54) / 10)
+    joined = np.load(tmp_path / "joined_predictions.npz")
+    assert np.array_equal(joined["labels"], labels) and np.array_equal(joined["percentile:spikes"], preds)
+
+
+def test_merge_chunks_refuses_gaps_and_mismatches(tmp_path):
+    merge = bench_module("merge_chunks").main
+    labels, preds = np.zeros(4, int), np.zeros((4, 2), int)
+    a = conversion_chunk(tmp_path, 0, preds, labels, [1.0, 2.0], 1.0)
+    gap = conversion_chunk(tmp_path, 5, preds, labels, [1.0, 2.0], 1.0)
+    out = str(tmp_path / "joined.json")
+    with pytest.raises(SystemExit, match="expected 4"):
+        merge(["--out", out, str(a), str(gap)])
+    other = conversion_chunk(tmp_path, 4, preds, labels, [1.0, 2.0], 1.0)
+    doc = json.loads(other.read_text())
+    doc["configs"][0]["scales"] = {"a": 3.0}
+    other.write_text(json.dumps(doc))
+    with pytest.raises(SystemExit, match="disagree"):
+        merge(["--out", out, str(a), str(other)])
+    with pytest.raises(SystemExit, match="must not be one of the chunks"):
+        merge(["--out", str(a), str(a)])
+    assert not (tmp_path / "joined.json").exists()
