@@ -116,3 +116,11 @@ def test_merge_chunks_refuses_gaps_and_mismatches(tmp_path):
     with pytest.raises(SystemExit, match="must not be one of the chunks"):
         merge(["--out", str(a), str(a)])
     assert not (tmp_path / "joined.json").exists()
+
+
+def test_net_b_layers_report_block_is_the_committed_json():
+    report = bench_module("net_b_layers").report
+    doc = json.loads((ROOT / "bench" / "results" / "net_b_layers.json").read_text())
+    start = BENCHMARKS.index("<!-- net_b_layers report -->") + len("<!-- net_b_layers report -->")
+    end = BENCHMARKS.index("<!-- end net_b_layers report -->")
+    assert BENCHMARKS[start:end].strip() == report(doc).strip()
