@@ -21,6 +21,7 @@ Usage::
     python bench/conversion.py                       # 10k samples x 6 configs
     python bench/conversion.py --samples 200 --out bench/results/conversion_estimate.json
     python bench/conversion.py --samples 2000 --config-samples percentile:membrane=10000
+    python bench/conversion.py --start 2000 --samples 2000 ...   # one chunk (bench/merge_chunks.py)
     python bench/conversion.py --methods percentile --decodings membrane --timesteps 100 \
         --checkpoints 25,50,100 --v-init 0.5 --max-spikes 2 --out bench/results/conversion_k2.json
     python bench/conversion.py --model data/vgg16_fashion.onnx ...   # another ONNX (bench/vgg16_README.md)
@@ -250,7 +251,7 @@ def main(argv=None) -> int:
     print(f"ANN on 10000 test images: eventsnn.forward {100 * ann_full['eventsnn_forward']:.2f} %, "
           f"onnxruntime {ort_text} (max |logit diff| {ann_full.get('max_abs_logit_diff', float('nan')):.2e})")
     for n, r in ann_runs.items():
-        print(f"ANN on the first {n} test images: {100 * r['eventsnn_forward']:.2f} %")
+        print(f"ANN on the first {n} test images from image {args.start}: {100 * r['eventsnn_forward']:.2f} %")
 
     train = load_dataset(TRAIN, limit=max(args.calibration_samples, args.spike_norm_samples))
     # Load (or compile) the numba engine once here, before forking, so that no
