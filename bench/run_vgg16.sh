@@ -4,7 +4,8 @@
 #   N_EV: test images for eventsnn with binary spikes (K = 1); N_K: for K = 2 and K = 4; N_PEERS: for the peers
 #   (10000 = the full test set; always the first N test images, the same for all).
 # The recorded run (2026-12-01, 2 cores) used the defaults below: 10000 / 2000 / 2000; the peers at T = 500 cost
-# about 25 (sinabs) and 15 (SpikingJelly) core-minutes per 1000 images, so the full 10k did not fit in a session.
+# about 9 (sinabs) and 7 (SpikingJelly) core-minutes per 1000 images; bench/run_vgg16_full.sh then runs the
+# peers and K = 4 on the other 8000 test images in chunks and joins them with these first 2000.
 set -eu
 EVENTSNN_PY=${EVENTSNN_PY:-python}
 PEERS_PY=${PEERS_PY:-bench/.venv-peers/bin/python}

@@ -56,5 +56,13 @@ join() {  # $1 = first file, $2 = chunk prefix, $3 = output
   while [ -f $C/$2_$s.json ]; do files="$files $C/$2_$s.json"; s=$((s + CHUNK)); done
   $EVENTSNN_PY bench/merge_chunks.py --out $3 $files
 }
-join $R/vgg16w4_peers_2k.json peers $R/vgg16w4_peers_full.json
-join $R/vgg16w4_conversion_k4_2k.json k4 $R/vgg16w4_conversion_k4_full.json
+join $R/vgg16w4_peers_2k.json peers $R/vgg16w4_peers_joined.json
+join $R/vgg16w4_conversion_k4_2k.json k4 $R/vgg16w4_conversion_k4_joined.json
+# paired tests on all the images every joined run covers (eventsnn's best of K = 4 and K = 1 at each T
+# against the best peer), then the tables for BENCHMARKS.md §3
+P=$R/vgg16w4_conversion
+$EVENTSNN_PY bench/conversion_paired.py --eventsnn ${P}_k4_joined_predictions.npz,${P}_10k_predictions.npz \
+    --peers $R/vgg16w4_peers_joined_predictions.npz --out $R/vgg16w4_paired_joined.json > $R/vgg16w4_paired_joined.txt
+$EVENTSNN_PY bench/conversion_paired.py --eventsnn ${P}_10k_predictions.npz \
+    --peers $R/vgg16w4_peers_joined_predictions.npz --out $R/vgg16w4_paired_k1_joined.json > $R/vgg16w4_paired_k1_joined.txt
+$EVENTSNN_PY bench/vgg16_tables.py > $R/vgg16w4_tables.md
