@@ -124,3 +124,14 @@ def test_net_b_layers_report_block_is_the_committed_json():
     start = BENCHMARKS.index("<!-- net_b_layers report -->") + len("<!-- net_b_layers report -->")
     end = BENCHMARKS.index("<!-- end net_b_layers report -->")
     assert BENCHMARKS[start:end].strip() == report(doc).strip()
+
+
+def test_readme_vgg16_speed_is_the_committed_run():
+    sp = json.loads((ROOT / "bench" / "results" / "vgg16w4_speed.json").read_text())
+    s = sp["summary"]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"T = {sp['timesteps']} in {1000 * sp['eventsnn']['marginal_s_per_image']:.1f} ms per image" in readme
+    best = s["fastest_peer_any_batch"]
+    assert f"{s['speedup_vs_best_batch']:.2f}× faster than the fastest peer configuration" in readme
+    assert f"batch {best['batch']}, {best['threads']} threads" in readme
+    assert f"{s['speedup_vs_batch_1']:.1f}× faster than the fastest peer at batch 1" in readme
