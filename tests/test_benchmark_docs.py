@@ -28,12 +28,16 @@ def printed(main, argv):
     return out.getvalue()
 
 
-def test_workers_speed_report_block_is_the_committed_json():
-    report = bench_module("workers_speed").report
-    doc = json.loads((ROOT / "bench" / "results" / "workers_speed.json").read_text())
-    start = BENCHMARKS.index("<!-- workers_speed report -->") + len("<!-- workers_speed report -->")
-    end = BENCHMARKS.index("<!-- end workers_speed report -->")
-    assert BENCHMARKS[start:end].strip() == report(doc).strip()
+def report_block(name):
+    """The text between <!-- NAME report --> and <!-- end NAME report --> in BENCHMARKS.md."""
+    start = BENCHMARKS.index(f"<!-- {name} report -->") + len(f"<!-- {name} report -->")
+    return BENCHMARKS[start:BENCHMARKS.index(f"<!-- end {name} report -->")].strip()
+
+
+@pytest.mark.parametrize("name", ["workers_speed", "net_b_layers"])
+def test_report_block_is_the_committed_json(name):
+    doc = json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
+    assert report_block(name) == bench_module(name).report(doc).strip()
 
 
 def test_trained_vgg16_tables_are_the_committed_results():
@@ -116,14 +120,6 @@ def test_merge_chunks_refuses_gaps_and_mismatches(tmp_path):
     with pytest.raises(SystemExit, match="must not be one of the chunks"):
         merge(["--out", str(a), str(a)])
     assert not (tmp_path / "joined.json").exists()
-
-
-def test_net_b_layers_report_block_is_the_committed_json():
-    report = bench_module("net_b_layers").report
-    doc = json.loads((ROOT / "bench" / "results" / "net_b_layers.json").read_text())
-    start = BENCHMARKS.index("<!-- net_b_layers report -->") + len("<!-- net_b_layers report -->")
-    end = BENCHMARKS.index("<!-- end net_b_layers report -->")
-    assert BENCHMARKS[start:end].strip() == report(doc).strip()
 
 
 def test_readme_vgg16_speed_is_the_committed_run():
