@@ -18,22 +18,24 @@ R=bench/results
 C=$R/vgg16w4_chunks
 mkdir -p $C
 
+finish() {  # a chunk's files get their final names only once its run has finished (the JSON last)
+  mv $C/part_$1_predictions.npz $C/$1_predictions.npz && mv $C/part_$1.json $C/$1.json
+}
 peers() {  # images $1 .. $2 - 1
   s=$1
   while [ $s -lt $2 ]; do
-    f=$C/peers_$s.json
-    [ -f $f ] || $PEERS_PY bench/vgg16_peers.py --start $s --samples $CHUNK --batch 100 --threads 1 \
-        --peers "sinabs:default,spikingjelly:99.9%" --out $f > $C/peers_${s}_log.txt 2>&1
+    [ -f $C/peers_$s.json ] || { $PEERS_PY bench/vgg16_peers.py --start $s --samples $CHUNK --batch 100 \
+        --threads 1 --peers "sinabs:default,spikingjelly:99.9%" --out $C/part_peers_$s.json \
+        > $C/peers_${s}_log.txt 2>&1 && finish peers_$s; }
     s=$((s + CHUNK))
   done
 }
 k4() {  # images $1 .. $2 - 1
   s=$1
   while [ $s -lt $2 ]; do
-    f=$C/k4_$s.json
-    [ -f $f ] || $EVENTSNN_PY bench/conversion.py --model data/vgg16_fashion.onnx --methods percentile \
-        --decodings spikes --v-init 0.5 --max-spikes 4 --workers 1 --start $s --samples $CHUNK --subsets "" \
-        --out $f > $C/k4_${s}_log.txt 2>&1
+    [ -f $C/k4_$s.json ] || { $EVENTSNN_PY bench/conversion.py --model data/vgg16_fashion.onnx \
+        --methods percentile --decodings spikes --v-init 0.5 --max-spikes 4 --workers 1 --start $s \
+        --samples $CHUNK --subsets "" --out $C/part_k4_$s.json > $C/k4_${s}_log.txt 2>&1 && finish k4_$s; }
     s=$((s + CHUNK))
   done
 }
