@@ -67,4 +67,7 @@ $EVENTSNN_PY bench/conversion_paired.py --eventsnn ${P}_k4_joined_predictions.np
     --peers $R/vgg16w4_peers_joined_predictions.npz --out $R/vgg16w4_paired_joined.json > $R/vgg16w4_paired_joined.txt
 $EVENTSNN_PY bench/conversion_paired.py --eventsnn ${P}_10k_predictions.npz \
     --peers $R/vgg16w4_peers_joined_predictions.npz --out $R/vgg16w4_paired_k1_joined.json > $R/vgg16w4_paired_k1_joined.txt
+# one configuration for every T (no choice per T after the fact): K = 4 alone
+$EVENTSNN_PY bench/conversion_paired.py --eventsnn ${P}_k4_joined_predictions.npz \
+    --peers $R/vgg16w4_peers_joined_predictions.npz --out $R/vgg16w4_paired_k4_joined.json > $R/vgg16w4_paired_k4_joined.txt
 $EVENTSNN_PY bench/vgg16_tables.py > $R/vgg16w4_tables.md
