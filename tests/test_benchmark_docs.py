@@ -131,3 +131,30 @@ def test_readme_vgg16_speed_is_the_committed_run():
     assert f"{s['speedup_vs_best_batch']:.2f}× faster than the fastest peer configuration" in readme
     assert f"batch {best['batch']}, {best['threads']} threads" in readme
     assert f"{s['speedup_vs_batch_1']:.1f}× faster than the fastest peer at batch 1" in readme
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION.is_dir(), reason="the Fashion-MNIST IDX files are not installed")
+def test_chunked_conversion_runs_join_to_the_single_run(tmp_path):
+    """bench/conversion.py on test images 100..109 in one run, and as chunks 100..104 and 105..109
+    joined by merge_chunks: the same accuracies and counts at every T, the same predictions."""
+    conversion, merge = bench_module("conversion").main, bench_module("merge_chunks").main
+    common = ["--methods", "percentile", "--decodings", "spikes", "--workers", "1", "--timesteps", "20",
+              "--checkpoints", "10,20", "--subsets", "", "--calibration-samples", "100"]
+    runs = {"whole": (100, 10), "a": (100, 5), "b": (105, 5)}
+    for name, (start, n) in runs.items():
+        printed(conversion, common + ["--start", str(start), "--samples", str(n),
+                                      "--out", str(tmp_path / f"{name}.json")])
+    printed(merge, ["--out", str(tmp_path / "joined.json"), str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    whole, joined = (json.loads((tmp_path / f"{n}.json").read_text())["configs"][0] for n in ("whole", "joined"))
+    assert joined["samples"] == whole["samples"] == 10
+    for w, j in zip(whole["sweep"], joined["sweep"]):
+        assert w.keys() == j.keys()
+        for key in w:
+            assert j[key] == pytest.approx(w[key], rel=1e-12), key
+    pw, pj = (np.load(tmp_path / f"{n}_predictions.npz") for n in ("whole", "joined"))
+    assert np.array_equal(pw["labels"], pj["labels"])
+    assert np.array_equal(pw["percentile:spikes"], pj["percentile:spikes"])
