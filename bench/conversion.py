@@ -274,7 +274,8 @@ def main(argv=None) -> int:
             "machine": info,
             "settings": {
                 "model": os.path.relpath(model, ROOT), "test_data": str(TEST), "calibration_data": str(TRAIN),
-                "samples": args.samples, "start": args.start, "config_samples": {f"{k[0]}:{k[1]}": v for k, v in overrides.items()},
+                "samples": args.samples, "start": args.start,
+                "config_samples": {f"{k[0]}:{k[1]}": v for k, v in overrides.items()},
                 "timesteps": args.timesteps, "checkpoints": checkpoints, "workers": args.workers,
                 "encoding": "direct (analog input current, W*x computed once per sample)",
                 "reset": "subtract", "mode": "discrete",

@@ -32,9 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load(paths: str, tag_files: bool) -> tuple:
     """{label: (checkpoints, predictions [n, len(checkpoints)])} and the labels, from npz files."""
-    configs, labels = {}, None
+    configs, labels, first = {}, None, None
     for path in (p for p in paths.split(",") if p):
         d = np.load(path)
+        start = int(d["start"]) if "start" in d.files else 0  # a chunk of the test set (merge_chunks.py)
+        if first is None:
+            first = start
+        elif start != first:
+            raise SystemExit(f"{path}: starts at test image {start}, the other files at {first}")
         if labels is None:
             labels = d["labels"].astype(np.int64)
         elif not np.array_equal(labels[: len(d["labels"])], d["labels"][: len(labels)]):
@@ -44,7 +49,7 @@ def load(paths: str, tag_files: bool) -> tuple:
                 continue
             name = f"{Path(path).stem.removesuffix('_predictions')}:{key}" if tag_files else key
             configs[name] = (d["checkpoints"].tolist(), d[key].astype(np.int64))
-    return configs, labels
+    return configs, labels, first
 
 
 def best_at(configs: dict, labels: np.ndarray, t: int, n: int):
@@ -65,8 +70,10 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", required=True, help="*_predictions.npz of conversion_peers.py")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "conversion_paired.json"))
     args = ap.parse_args(argv)
-    ev, labels = load(args.eventsnn, tag_files=True)
-    pe, peer_labels = load(args.peers, tag_files=False)
+    ev, labels, ev_start = load(args.eventsnn, tag_files=True)
+    pe, peer_labels, pe_start = load(args.peers, tag_files=False)
+    if ev_start != pe_start:
+        raise SystemExit(f"the eventsnn files start at test image {ev_start}, the peers' at {pe_start}")
     n = min(len(labels), len(peer_labels))
     if not np.array_equal(labels[:n], peer_labels[:n]):
         raise SystemExit("the eventsnn and peer files were not run on the same images")
