@@ -1,12 +1,15 @@
 #!/usr/bin/env python
 """Markdown tables for BENCHMARKS.md from the trained-VGG16 results (bench/run_vgg16.sh).
 
-Reads (defaults: the recorded run of the shipped width-1/4 net) eventsnn's
-``bench/results/vgg16w4_conversion_*.json`` (bench/conversion.py),
-``vgg16w4_peers_2k.json`` (bench/vgg16_peers.py) and ``vgg16w4_paired_2k.json``
-(bench/conversion_paired.py) and prints accuracy and synaptic ops per sample
-for every T, eventsnn's configurations against the peers', on the images both
-ran, then the paired tests, then (if present) ``vgg16w4_speed.json``
+Reads (defaults: the recorded runs of the shipped width-1/4 net) eventsnn's
+``bench/results/vgg16w4_conversion_*.json`` (bench/conversion.py; ``*_joined``
+joined from chunks by bench/merge_chunks.py), the peers'
+``vgg16w4_peers_joined.json`` (bench/vgg16_peers.py) and the paired tests
+``vgg16w4_paired_joined.json`` (bench/conversion_paired.py), all on the full
+test set (bench/run_vgg16_full.sh), and prints accuracy and synaptic ops per sample for every T,
+eventsnn's configurations against the peers', then the paired tests; then the
+same for the configurations run on the first 2000 test images only
+(``*_2k``); then (if present) ``vgg16w4_speed.json``
 (bench/vgg16_speed.py): eventsnn's time per image beside every peer
 configuration timed in the same run.
 """
@@ -23,18 +26,61 @@ R = Path(__file__).resolve().parent / "results"
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--eventsnn", default="vgg16w4_conversion_10k.json,vgg16w4_conversion_mem_2k.json,vgg16w4_conversion_k2_2k.json,vgg16w4_conversion_k4_2k.json", help="comma list of files in bench/results")
-    ap.add_argument("--peers", default="vgg16w4_peers_2k.json")
-    ap.add_argument("--paired", default="vgg16w4_paired_2k.json")
+    ap.add_argument("--eventsnn", default="vgg16w4_conversion_10k.json,vgg16w4_conversion_k4_joined.json",
+                    help="comma list of files in bench/results (the full-test-set runs)")
+    ap.add_argument("--peers", default="vgg16w4_peers_joined.json")
+    ap.add_argument("--paired", default="vgg16w4_paired_joined.json")
+    ap.add_argument("--paired-fixed", default="vgg16w4_paired_k4_joined.json",
+                    help="paired tests of one eventsnn configuration at every T")
+    ap.add_argument("--eventsnn-subset", default="vgg16w4_conversion_mem_2k.json,vgg16w4_conversion_k2_2k.json,"
+                    "vgg16w4_conversion_k4_2k.json", help="runs on the first images only (empty: none)")
+    ap.add_argument("--peers-subset", default="vgg16w4_peers_2k.json")
+    ap.add_argument("--paired-subset", default="vgg16w4_paired_2k.json")
     ap.add_argument("--speed", default="vgg16w4_speed.json", help="bench/vgg16_speed.py's JSON (skipped if absent)")
     args = ap.parse_args(argv)
-    evs = [json.loads((R / f).read_text()) for f in args.eventsnn.split(",")]
+    files = [f for f in args.eventsnn.split(",") if f]
     pe = json.loads((R / args.peers).read_text())
-    n_pe = pe["settings"]["samples"]
+    evs = [json.loads((R / f).read_text()) for f in files]
     ev = evs[0]
-    print(f"ANN (eventsnn.forward): {100 * ev['ann']['test_10000']['eventsnn_forward']:.2f} % on 10000; "
-          f"on the first {n_pe}: {100 * pe['ann']['accuracy_same_samples']:.2f} %\n")
-    cps = ev["settings"]["checkpoints"]
+    n_pe = pe["settings"]["samples"]
+    print(f"ANN (eventsnn.forward): {100 * ev['ann']['test_10000']['eventsnn_forward']:.2f} % on 10000"
+          + (f"; on the first {n_pe}: {100 * pe['ann']['accuracy_same_samples']:.2f} %" if n_pe < 10000 else "")
+          + "\n")
+    accuracy_table(evs, pe)
+    paired_table(R / args.paired)
+    fixed = R / args.paired_fixed
+    if fixed.exists():
+        rows = json.loads(fixed.read_text())["rows"]
+        if rows == json.loads((R / args.paired).read_text())["rows"]:
+            print(f"\n{rows[0]['eventsnn']} was eventsnn's best at every T, so the paired tests of that one "
+                  "configuration are the ones above.")
+        else:
+            print("\nOne configuration at every T:")
+            paired_table(fixed)
+    subset = [f for f in args.eventsnn_subset.split(",") if f]
+    if subset:
+        pe_sub = json.loads((R / args.peers_subset).read_text())
+        print(f"\nOn the first {pe_sub['settings']['samples']} test images (ANN "
+              f"{100 * pe_sub['ann']['accuracy_same_samples']:.2f} %):\n")
+        accuracy_table([json.loads((R / f).read_text()) for f in subset], pe_sub)
+        paired_table(R / args.paired_subset)
+        evs += [json.loads((R / f).read_text()) for f in subset]
+    print("\nms per sample at T = 500: eventsnn (batch 1, one process per core) " + ", ".join(
+        f"{c['method']}/{c['decoding']} K = {e['settings'].get('max_spikes', 1)} ({c['samples']}): "
+        f"{1000 * c['seconds_per_sample_one_core']:.0f} per core"
+        for e in evs for c in e["configs"]) + "; peers (one thread) " + ", ".join(
+        f"{p['peer']} {1000 * p['seconds_per_sample']:.0f} (batch {p['batch']})" for p in pe["peers"]
+        if p["status"] == "ok"))
+    speed = R / args.speed
+    if speed.exists():
+        print_speed(json.loads(speed.read_text()))
+    return 0
+
+
+def accuracy_table(evs: list, pe: dict) -> None:
+    """Accuracy % (synaptic ops per image) per T: eventsnn's runs, then the peers'."""
+    n_pe = pe["settings"]["samples"]
+    cps = evs[0]["settings"]["checkpoints"]
     print("| converter (images) | " + " | ".join(f"T = {t}" for t in cps) + " |")
     print("|---|" + "---|" * len(cps))
     for ev in evs:
@@ -70,26 +116,20 @@ def main(argv=None) -> int:
             txt = f"{100 * acc:.2f}" + (f" / spk {100 * spk:.2f}" if spk is not None else "")
             row.append(f"{txt} ({r['syn_ops_per_sample'] / 1e6:.1f} M)")
         print(f"| {p['peer']} ({p['samples']}) | " + " | ".join(row) + " |")
-    print("\nms per sample at T = 500: eventsnn (batch 1, one process per core) " + ", ".join(
-        f"{c['method']}/{c['decoding']} K = {e['settings'].get('max_spikes', 1)}: "
-        f"{1000 * c['seconds_per_sample_one_core']:.0f} per core"
-        for e in evs for c in e["configs"]) + "; peers (one thread) " + ", ".join(
-        f"{p['peer']} {1000 * p['seconds_per_sample']:.0f} (batch {p['batch']})" for p in pe["peers"]
-        if p["status"] == "ok"))
-    paired = R / args.paired
-    if paired.exists():
-        rows = json.loads(paired.read_text())["rows"]
-        print("\n| T | images | eventsnn best (acc %) | best peer (acc %) | eventsnn only right | peer only right "
-              "| p (McNemar) |")
-        print("|---|---|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['timesteps']} | {r['samples']} | {r['eventsnn']} ({100 * r['eventsnn_accuracy']:.2f}) | "
-                  f"{r['peer']} ({100 * r['peer_accuracy']:.2f}) | {r['eventsnn_only']} | {r['peer_only']} | "
-                  f"{r['p_value']:.2g} |")
-    speed = R / args.speed
-    if speed.exists():
-        print_speed(json.loads(speed.read_text()))
-    return 0
+
+
+def paired_table(path: Path) -> None:
+    """bench/conversion_paired.py's rows (McNemar per T), if the file exists."""
+    if not path.exists():
+        return
+    rows = json.loads(path.read_text())["rows"]
+    print("\n| T | images | eventsnn best (acc %) | best peer (acc %) | eventsnn only right | peer only right "
+          "| p (McNemar) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['timesteps']} | {r['samples']} | {r['eventsnn']} ({100 * r['eventsnn_accuracy']:.2f}) | "
+              f"{r['peer']} ({100 * r['peer_accuracy']:.2f}) | {r['eventsnn_only']} | {r['peer_only']} | "
+              f"{r['p_value']:.2g} |")
 
 
 def print_speed(sp: dict) -> None:

@@ -158,3 +158,19 @@ def test_chunked_conversion_runs_join_to_the_single_run(tmp_path):
     pw, pj = (np.load(tmp_path / f"{n}_predictions.npz") for n in ("whole", "joined"))
     assert np.array_equal(pw["labels"], pj["labels"])
     assert np.array_equal(pw["percentile:spikes"], pj["percentile:spikes"])
+
+
+def test_readme_vgg16_accuracy_is_the_joined_full_test_set_runs():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    k4 = json.loads((ROOT / "bench" / "results" / "vgg16w4_conversion_k4_joined.json").read_text())
+    peers = json.loads((ROOT / "bench" / "results" / "vgg16w4_peers_joined.json").read_text())
+    assert k4["settings"]["samples"] == peers["settings"]["samples"] == 10000
+    ev = " / ".join(f"{100 * r['accuracy']:.2f}" for r in k4["configs"][0]["sweep"])
+    sinabs = next(p for p in peers["peers"] if p["peer"] == "sinabs:default")
+    # sinabs' better readout at each T (membrane or output spikes), as the paired tests take it
+    pe = " / ".join(f"{100 * max(r['accuracy_membrane'], r['accuracy_spikes']):.2f}" for r in sinabs["sweep"])
+    assert f"{ev} % at T = 25 / 50 / 100 / 200 / 500" in readme
+    assert f"ahead of sinabs ({pe} %)" in readme
+    fewer = [1 - e["syn_ops_per_sample"] / s["syn_ops_per_sample"]
+             for e, s in zip(k4["configs"][0]["sweep"], sinabs["sweep"])]
+    assert f"{round(100 * min(fewer))}–{round(100 * max(fewer))} % fewer synaptic ops" in readme
