@@ -7,6 +7,7 @@ import importlib
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,12 @@ def machine_info() -> dict:
     try:
         import llvmlite.binding as ll
         info["llvm_host_cpu"] = ll.get_host_cpu_name()
+    except ImportError:
+        pass
+    try:  # whether eventsnn's kernels were built with 512-bit vectors (eventsnn/engine/jit.py)
+        import numba
+        if "eventsnn.engine.jit" in sys.modules:
+            info["numba_full_width_vectors"] = str(numba.config.CPU_FEATURES or "").endswith("-prefer-256-bit")
     except ImportError:
         pass
     return info

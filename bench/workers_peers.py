@@ -18,6 +18,7 @@ measurement taken now (load average recorded) with the recorded one.
 Usage::
 
     python bench/workers_peers.py            # writes bench/results/workers_peers.json
+    python bench/workers_peers.py --report   # the markdown table (BENCHMARKS.md §8) from --out
 """
 
 from __future__ import annotations
@@ -54,6 +55,29 @@ def peer_best(timings, rate_index, threads, batch=None):
     return {"peer": best["peer"], "batch": best["batch"], "per_sample_median_s": best["per_sample_median_s"]}
 
 
+def report(doc: dict) -> str:
+    """One markdown table: per spike rate, eventsnn's marginal time and the ratios to the peers."""
+    n_short, n_long = doc["samples"]
+    m = doc["machine"]
+    lines = [f"{m.get('date', '')} {m.get('cpu_model', '')}, {doc['workers']} workers, T = {doc['timesteps']}, "
+             f"median of {doc['reps']}; peers from `bench/results/{Path(doc['recorded_peers']).name}`".strip(), "",
+             f"| spike rate | eventsnn default run, marginal | with set-up, {n_short} / {n_long} samples "
+             "| fastest 2-thread peer, batch 1 | best 2-thread peer configuration | load average |",
+             "|---|---|---|---|---|---|"]
+    for r in doc["rates"]:
+        ms = 1000 * r["eventsnn_marginal_s"]
+        setup = r["eventsnn_s_per_sample_with_setup"]
+        b1, best = r["peer_2_threads_batch_1"], r["peer_2_threads_best_batch"]
+        loads = [x for pair in r["loadavg"] for x in pair]
+        lines.append(
+            f"| {100 * r['target_rate']:g} % | **{ms:.1f} ms** | {1000 * setup[str(n_short)]:.1f} / "
+            f"{1000 * setup[str(n_long)]:.1f} ms | {b1['peer']} {1000 * b1['per_sample_median_s']:.1f} ms → "
+            f"**{r['speedup_vs_batch_1']:.1f}×** | {best['peer']} batch {best['batch']}, "
+            f"{1000 * best['per_sample_median_s']:.1f} ms → {r['speedup_vs_best_batched']:.1f}× "
+            f"| {min(loads):.1f}–{max(loads):.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=32)
@@ -61,7 +85,11 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--recorded", type=Path, default=RECORDED, help="a bench/peers_speed.py JSON with net B")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "workers_peers.json"))
+    ap.add_argument("--report", action="store_true", help="print the markdown table from the JSON at --out")
     args = ap.parse_args(argv)
+    if args.report:
+        print(report(json.loads(Path(args.out).read_text())))
+        return 0
     rec = json.loads(args.recorded.read_text())
     seed = rec["args"]["seed"] + 1  # net B's weight seed in peers_speed.py
     T = rec["args"]["T"]
@@ -112,7 +140,8 @@ def main(argv=None):
     doc["machine"]["loadavg_end"] = list(os.getloadavg())
     Path(args.out).write_text(json.dumps(doc, indent=1))
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -34,7 +34,7 @@ def report_block(name):
     return BENCHMARKS[start:BENCHMARKS.index(f"<!-- end {name} report -->")].strip()
 
 
-@pytest.mark.parametrize("name", ["workers_speed", "net_b_layers"])
+@pytest.mark.parametrize("name", ["workers_speed", "net_b_layers", "workers_peers"])
 def test_report_block_is_the_committed_json(name):
     doc = json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
     assert report_block(name) == bench_module(name).report(doc).strip()
