@@ -40,6 +40,11 @@ def test_report_block_is_the_committed_json(name):
     assert report_block(name) == bench_module(name).report(doc).strip()
 
 
+def test_net_b_bound_block_is_the_committed_results():
+    """bench/net_b_bound.py joins recorded JSON only; its table in BENCHMARKS.md must be its output."""
+    assert report_block("net_b_bound") == printed(bench_module("net_b_bound").main, []).strip()
+
+
 def test_trained_vgg16_tables_are_the_committed_results():
     text = printed(bench_module("vgg16_tables").main, [])
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
