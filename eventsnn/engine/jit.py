@@ -7,8 +7,8 @@ clock-driven reference for exactly representable inputs.
 
 On x86 CPUs with AVX-512 LLVM prefers 256-bit vectors (a tuning meant for
 older Intel parts that clocked down on 512-bit code); the engine's loops are
-bound by cache traffic, and full-width vectors make net B (VGG16, 32x32) 5-7 %
-faster on an Emerald Rapids core with bit-identical results (vector width does
+bound by cache traffic, and full-width vectors make net B (VGG16, 32x32) 5-13 %
+faster on an Emerald Rapids core (BENCHMARKS.md §1) with bit-identical results (vector width does
 not change an element's arithmetic; fastmath stays off, so no float sum is
 reordered). So the engine asks numba for the host's features plus
 ``-prefer-256-bit``, unless the user chose ``NUMBA_CPU_NAME`` /
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numba
 from numba import njit as _njit
+
 
 def _prefer_full_width_vectors() -> None:
     """Ask LLVM for 512-bit vectors on AVX-512 hosts (see the module doc)."""
