@@ -126,18 +126,7 @@ def child(args):
     x = np.zeros((H, W, CI), np.float32)
     sim.reset(x, input_spikes=(times, idx))
     sim.run()
-    (_, cres), = cpu.advance.overloads.items()
-    lib = cres.library
-    names = set(re.findall(r'^define [^@]*@"?([^"( ]+)"?\(', lib.get_llvm_str(), re.M))
-    addrs = {}
-    for n in names:
-        try:
-            a = lib.get_pointer_to_function(n)
-        except Exception:
-            continue
-        if a:
-            addrs[n] = a
-    Path(args.syms).write_text(json.dumps(addrs))
+    Path(args.syms).write_text(json.dumps(_function_addresses([cpu.advance])))
     total = 0.0
     for _ in range(args.reps):
         sim.reset(x, input_spikes=(times, idx))
