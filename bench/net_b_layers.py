@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import machine_info  # noqa: E402
-from peers_common import scale_weights  # noqa: E402
-from peers_speed import SPECS, base_weights, build_net, load_inputs  # noqa: E402
+from peers_speed import SPECS, load_inputs, recorded_net_b  # noqa: E402
 
 from eventsnn.engine.simulator import Simulator  # noqa: E402
 from eventsnn.network import Network  # noqa: E402
@@ -98,13 +97,11 @@ def main(argv=None) -> int:
         return 0
     rec = json.loads(args.recorded.read_text())
     T, spec = rec["args"]["T"], SPECS["B"]
-    base = base_weights(spec, rec["args"]["seed"] + 1)
     xs = load_inputs(spec, args.samples)
     doc = {"benchmark": "bench/net_b_layers.py", "machine": machine_info(), "timesteps": T,
            "samples": args.samples, "reps": args.reps, "recorded": os.path.relpath(args.recorded, ROOT), "rates": []}
     for rate in (float(r) for r in args.rates.split(",")):
-        gains = next(r["gains"] for r in rec["nets"]["B"]["rates"] if r["target"] == rate)
-        net = build_net(spec, scale_weights(base, gains, False))
+        net = recorded_net_b(rec, rate)
         names = [layer.name for layer in net.layers]
         # a cut after every conv and pool layer (a net cannot end at flatten); the dense head
         # (flatten + fc1-fc3) is the last row, the whole net

@@ -135,6 +135,14 @@ def build_net(spec, weights, items=None, input_shape=None, encoding="direct") ->
     return net
 
 
+def recorded_net_b(rec: dict, rate: float) -> Network:
+    """Net B exactly as the recorded run ``rec`` (this script's JSON) built it for spike rate
+    ``rate``: the same weight seed and calibrated per-layer gains."""
+    spec = SPECS["B"]
+    gains = next(r["gains"] for r in rec["nets"]["B"]["rates"] if r["target"] == rate)
+    return build_net(spec, scale_weights(base_weights(spec, rec["args"]["seed"] + 1), gains, False))
+
+
 def load_inputs(spec, n) -> np.ndarray:
     """n input samples (N, H, W, C), float32 multiples of 2^-8 in [0, 1): pixel / 256."""
     d = np.load(ROOT / "data" / "fashion-mnist-sample.npz")

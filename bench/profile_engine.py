@@ -67,15 +67,13 @@ def child_net_b(args):
     """Net B at ``args.net_b``: compile, write the symbols and the event loop's code, then run."""
     import ctypes
     sys.path.insert(0, str(ROOT / "bench"))
-    from peers_common import scale_weights
-    from peers_speed import SPECS, base_weights, build_net, load_inputs
+    from peers_speed import SPECS, load_inputs, recorded_net_b
 
     from eventsnn.engine import cpu
     from eventsnn.engine.simulator import Simulator
     rec = json.loads((ROOT / "bench" / "results" / "peers_speed_B_session5.json").read_text())
     T, spec = rec["args"]["T"], SPECS["B"]
-    gains = next(r["gains"] for r in rec["nets"]["B"]["rates"] if r["target"] == args.net_b)
-    net = build_net(spec, scale_weights(base_weights(spec, rec["args"]["seed"] + 1), gains, False))
+    net = recorded_net_b(rec, args.net_b)
     xs = load_inputs(spec, 4)
     sim = Simulator(net, timesteps=T, encoding="direct", order="layer")
     for x in xs:
@@ -91,6 +89,8 @@ def child_net_b(args):
             nxt = [b for b in starts if b > a]
             code[n] = ctypes.string_at(a, min(nxt[0] - a if nxt else 1 << 16, 1 << 18)).hex()
     Path(args.syms).write_text(json.dumps({"addrs": addrs, "code": code}))
+    while not os.path.exists(args.syms + ".go"):  # the parent's perf is attaching
+        time.sleep(0.05)
     total, n = 0.0, 0
     for _ in range(args.reps):
         for x in xs:
@@ -195,14 +195,20 @@ def main():
                "--cout", str(args.cout), "--events", str(args.events), "--reps", str(args.reps),
                "--net-b", str(args.net_b)]
         if args.net_b:
-            # Attach once the child has compiled, so the profile holds the run alone.
+            # Attach once the child has compiled, so the profile holds the run alone; the child
+            # waits for the go file, so a short run cannot end before perf is attached.
             child_proc = subprocess.Popen(cmd, env=env)
             while not os.path.exists(syms) and child_proc.poll() is None:
                 time.sleep(0.2)
-            time.sleep(0.5)
-            subprocess.run(["perf", "record", "-q", "-F", str(args.freq), "-o", data, "-p", str(child_proc.pid)],
-                           check=True)
-            if child_proc.wait() != 0:
+            if child_proc.poll() is not None:
+                sys.exit("the profiled run failed before it started")
+            perf = subprocess.Popen(["perf", "record", "-q", "-F", str(args.freq), "-o", data,
+                                     "-p", str(child_proc.pid)])
+            time.sleep(1.0)
+            Path(syms + ".go").touch()
+            failed = child_proc.wait() != 0
+            perf.wait()  # perf stops by itself when the process it follows exits
+            if failed:
                 sys.exit("the profiled run failed")
         else:
             subprocess.run(["perf", "record", "-q", "-F", str(args.freq), "-o", data, "--"] + cmd, env=env,

@@ -36,8 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import machine_info  # noqa: E402
-from peers_common import scale_weights  # noqa: E402
-from peers_speed import SPECS, base_weights, build_net, load_inputs  # noqa: E402
+from peers_speed import SPECS, load_inputs, recorded_net_b  # noqa: E402
 
 from eventsnn.parallel import default_workers, run_sharded  # noqa: E402
 from eventsnn.results import run_dataset  # noqa: E402
@@ -91,10 +90,8 @@ def main(argv=None):
         print(report(json.loads(Path(args.out).read_text())))
         return 0
     rec = json.loads(args.recorded.read_text())
-    seed = rec["args"]["seed"] + 1  # net B's weight seed in peers_speed.py
     T = rec["args"]["T"]
     spec = SPECS["B"]
-    base = base_weights(spec, seed)
     xs = load_inputs(spec, args.samples_long)
     workers = default_workers()
     doc = {"machine": machine_info(), "workers": workers, "samples": [args.samples, args.samples_long],
@@ -103,7 +100,7 @@ def main(argv=None):
     for ri, r in enumerate(rec["nets"]["B"]["rates"]):
         if r["target"] not in (0.01, 0.05):
             continue
-        net = build_net(spec, scale_weights(base, r["gains"], False))
+        net = recorded_net_b(rec, r["target"])
         run_dataset(net, xs[:1], timesteps=T, encoding="direct")  # kernels loaded, not timed
         walls = {args.samples: [], args.samples_long: []}
         loads = []
