@@ -40,8 +40,8 @@ from .jit import inline_kernel, kernel
 from .layout import (C_CI, C_DST, C_KH, C_KIND, C_KW, C_SX, C_SY, C_WI, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST,
                      P_GATE, P_GOFF, P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_MAX_SPIKES, P_NUNITS, P_OC_N,
                      P_OC_START, P_OFF, P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
-                     Q_IN_CURSOR, RESET_SUBTRACT, ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED,
-                     ST_UNTIL)
+                     Q_IN_CURSOR, Q_RUN_N, Q_RUN_NEED, RESET_SUBTRACT, RUN_END, ST_BREAK, ST_EMPTY, ST_GROW_LOG,
+                     ST_GROW_QUEUE, ST_GROW_RUNS, ST_PAUSED, ST_UNTIL)
 from .model import BRK_HIT, BRK_NONE, BRK_REPORTED
 from .physics import after_reset, crossed, leak_factor, membrane, spikes_emitted
 from .plugs import on_deliver, on_spike
@@ -99,14 +99,30 @@ def _record_spike(topo, params, state, cnt, rec, probes, sw, plug, p, k, t, tbin
 
 @inline_kernel
 def _emit(topo, params, state, q, cnt, rec, probes, sw, plug, p, k, t, tbin):
-    """Neuron ``k`` of population ``p`` spikes at ``t``: record it and queue one event per
-    outgoing connection (``idx = k``)."""
-    conn_i, pop_i, out_conn = topo.conn_i, topo.pop_i, topo.out_conn
+    """Neuron ``k`` of population ``p`` spikes at ``t``: record it and append it to the
+    update's run of spikes (:func:`_queue_run` queues the run when the update is done)."""
     _record_spike(topo, params, state, cnt, rec, probes, sw, plug, p, k, t, tbin)
-    start = pop_i[p, P_OC_START]
+    if topo.pop_i[p, P_OC_N] > 0:
+        qs = q.qs
+        q.runs[qs[Q_RUN_N]] = k
+        qs[Q_RUN_N] += 1
+
+
+@inline_kernel
+def _queue_run(topo, q, p, t, start):
+    """End the run of spikes appended from ``q.runs[start]`` on (if any) and queue it as
+    one event per outgoing connection of ``p`` (``idx = -(start + 2)``), which the
+    event loop delivers spike by spike (see :mod:`.queue`)."""
+    conn_i, pop_i, out_conn = topo.conn_i, topo.pop_i, topo.out_conn
+    qs = q.qs
+    if qs[Q_RUN_N] == start:
+        return
+    q.runs[qs[Q_RUN_N]] = RUN_END
+    qs[Q_RUN_N] += 1
+    oc = pop_i[p, P_OC_START]
     for j in range(pop_i[p, P_OC_N]):
-        c = out_conn[start + j]
-        push_event(q, t + topo.conn_delay[c], conn_i[c, C_DST], c, k)
+        c = out_conn[oc + j]
+        push_event(q, t + topo.conn_delay[c], conn_i[c, C_DST], c, -(start + 2))
 
 
 @inline_kernel
@@ -166,24 +182,17 @@ def _fire_crossings(topo, params, state, q, cnt, rec, probes, sw, plug, p, off, 
 
 @kernel
 def _flush_input(topo, params, state, q, cnt, rec, probes, sw, plug, t, tbin):
-    """The input spikes at ``t``: record each, and queue them as one *run* event per
-    outgoing connection (``idx = -(k + 2)``: input spikes k, k+1, ... while their time
-    is ``t``), which the event loop delivers spike by spike. Same order, same
-    per-spike events for step(), without a queue slot and a push per input spike."""
-    conn_i, pop_i, out_conn = topo.conn_i, topo.pop_i, topo.out_conn
+    """The input spikes at ``t``: record each and queue them as one run (:func:`_queue_run`),
+    like a layer's spikes; then the sentinel of the next input time."""
     in_time, in_idx = state.in_time, state.in_idx
     qs = q.qs
-    k0 = qs[Q_IN_CURSOR]
-    k = k0
+    start = qs[Q_RUN_N]
+    k = qs[Q_IN_CURSOR]
     n = in_time.shape[0]
     while k < n and in_time[k] == t:
-        _record_spike(topo, params, state, cnt, rec, probes, sw, plug, 0, in_idx[k], t, tbin)
+        _emit(topo, params, state, q, cnt, rec, probes, sw, plug, 0, in_idx[k], t, tbin)
         k += 1
-    if k > k0:
-        start = pop_i[0, P_OC_START]
-        for j in range(pop_i[0, P_OC_N]):
-            c = out_conn[start + j]
-            push_event(q, t + topo.conn_delay[c], conn_i[c, C_DST], c, -(k0 + 2))
+    _queue_run(topo, q, 0, t, start)
     qs[Q_IN_CURSOR] = k
     if k < n:
         push_event(q, in_time[k], 0, NO_CONN, -1)
@@ -328,6 +337,7 @@ def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, t
     m = tn[p]
     keep = 0
     nunits = pop_i[p, P_NUNITS]
+    run_start = q.qs[Q_RUN_N]
     # The whole-layer pass (see _flush_flat) pays once most units are touched.
     flat = (plug is None and spiking and not leaky and not tracing and not sw.track_max_input and block >= 8
             and 2 * m >= nunits)
@@ -379,6 +389,7 @@ def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, t
     cnt.updates[p, tbin] += m * block
     tn[p] = keep
     state.max_input[p] = top
+    _queue_run(topo, q, p, t, run_start)
     if has_const:
         for u in range(pop_i[p, P_NUNITS]):
             touch(tflag, tlist, tn, uoff, p, u)
@@ -395,6 +406,7 @@ def _flush_gate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin):
     uoff, goff = pop_i[p, P_UOFF], pop_i[p, P_GOFF]
     ch, wo = pop_i[p, P_C], pop_i[p, P_W]
     wi, ci = g[C_WI], g[C_CI]
+    run_start = q.qs[Q_RUN_N]
     for i in range(tn[p]):
         u = tlist[uoff + i]
         tflag[uoff + u] = 0
@@ -416,13 +428,15 @@ def _flush_gate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin):
                     fired = True
         if fired:
             _emit(topo, params, state, q, cnt, rec, probes, sw, plug, p, u, t, tbin)
+    _queue_run(topo, q, p, t, run_start)
     cnt.updates[p, tbin] += tn[p]
     tn[p] = 0
 
 
 @kernel
 def _room(topo, state, q, rec, sw, p, t):
-    """ST_GROW_* if the flush of ``p`` at ``t`` might not fit, else -1."""
+    """ST_GROW_* if the flush of ``p`` at ``t`` might not fit, else -1 (ST_GROW_RUNS
+    leaves the run-buffer entries it needs in ``qs[Q_RUN_NEED]``)."""
     pop_i = topo.pop_i
     qs = q.qs
     n_oc = pop_i[p, P_OC_N]
@@ -432,15 +446,16 @@ def _room(topo, state, q, rec, sw, p, t):
         m = 0
         while k + m < in_time.shape[0] and in_time[k + m] == t:
             m += 1
-        events = n_oc + 2  # one run event per connection
     else:
         m = state.tn[p]
         if pop_i[p, P_KIND] != P_GATE:
             m *= pop_i[p, P_BLOCK] * pop_i[p, P_MAX_SPIKES]
-        events = m * n_oc + 2
-    buckets = events if sw.continuous else n_oc + 2
-    if qs[Q_EV_FREE] < events or qs[Q_B_FREE] < buckets:
+    events = n_oc + 2  # one run event per connection, and a sentinel
+    if qs[Q_EV_FREE] < events or qs[Q_B_FREE] < events:
         return ST_GROW_QUEUE
+    if n_oc > 0 and q.runs.shape[0] - qs[Q_RUN_N] < m + 1:
+        qs[Q_RUN_NEED] = m + 1
+        return ST_GROW_RUNS
     if sw.record_spikes and rec.spike_n[0] + m > rec.spike_t.shape[0]:
         return ST_GROW_LOG
     if sw.trace and rec.trace_n[0] + m > rec.trace_t.shape[0]:
@@ -465,9 +480,7 @@ def _deliver_event(topo, params, state, plug, c, idx, doff, uoff, p, block, goff
 def advance(topo, params, state, q, cnt, rec, probes, sw, t_end, until, max_events, plug):
     """Process events; return (status, events processed). See the module doc."""
     pop_i = topo.pop_i
-    in_time, in_idx = state.in_time, state.in_idx
-    n_in = in_time.shape[0]
-    qs, ev_conn, ev_idx, ev_next, ev_free = q.qs, q.ev_conn, q.ev_idx, q.ev_next, q.ev_free
+    qs, ev_conn, ev_idx, ev_next, ev_free, runs = q.qs, q.ev_conn, q.ev_idx, q.ev_next, q.ev_free, q.runs
     b_time, b_rank, b_head, heap = q.b_time, q.b_rank, q.b_head, q.heap
     syn = cnt.syn_ops
     nbins = syn.shape[1]
@@ -477,6 +490,7 @@ def advance(topo, params, state, q, cnt, rec, probes, sw, t_end, until, max_even
         b = qs[Q_CUR]
         if b < 0:
             if qs[Q_HEAP_N] == 0:
+                qs[Q_RUN_N] = 0  # no event reads a run any more
                 return ST_EMPTY, done
             # Layer-major order: every layer but the last runs to the end first,
             # so only the last layer's events are held back by ``until``.
@@ -503,16 +517,16 @@ def advance(topo, params, state, q, cnt, rec, probes, sw, t_end, until, max_even
                 if idx >= 0:
                     ops += _deliver_event(topo, params, state, plug, c, idx, doff, uoff, p, block, goff, t)
                     done += 1
-                else:  # a run of input spikes (see _flush_input), one event per spike
+                else:  # a run of spikes (see _queue_run), one event per spike
                     k = -idx - 2
                     while True:
-                        ops += _deliver_event(topo, params, state, plug, c, in_idx[k], doff, uoff, p, block,
+                        ops += _deliver_event(topo, params, state, plug, c, runs[k], doff, uoff, p, block,
                                               goff, t)
                         done += 1
                         k += 1
-                        if k >= n_in or in_time[k] != in_time[k - 1] or done >= max_events:
+                        if runs[k] == RUN_END or done >= max_events:
                             break
-                    if k < n_in and in_time[k] == in_time[k - 1]:
+                    if runs[k] != RUN_END:
                         ev_idx[e] = -(k + 2)  # paused inside the run: resume at spike k
                         break
             ev_free[free_top] = e  # release the event slot

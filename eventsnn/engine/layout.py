@@ -41,6 +41,8 @@ RESET_ZERO = 1
 
 # Scalar slots of the queue's int64 array `qs`.
 Q_HEAP_N, Q_EV_FREE, Q_B_FREE, Q_SEQ, Q_CUR, Q_IN_CURSOR = 0, 1, 2, 3, 4, 5
+Q_RUN_N = 6  # entries used in the queue's spike-run buffer
+Q_RUN_NEED = 7  # run-buffer entries the next update needs (set with ST_GROW_RUNS)
 Q_NFIELDS = 8
 
 # Status codes returned by the advance kernel.
@@ -50,8 +52,10 @@ ST_PAUSED = 2  # the requested number of events was processed
 ST_GROW_QUEUE = 3  # not enough free event or bucket slots for the next flush
 ST_GROW_LOG = 4  # the spike log or the membrane trace is full
 ST_BREAK = 5  # a spike breakpoint was hit (the layer update that caused it is complete)
+ST_GROW_RUNS = 6  # not enough room in the queue's spike-run buffer for the next flush
 
 NO_CONN = -1  # a sentinel event: it only schedules its layer's update
+RUN_END = -1  # ends a run of spikes in the queue's run buffer
 
 
 def aligned_zeros(n: int, dtype, align: int = 64):

@@ -136,6 +136,7 @@ class Queue(NamedTuple):
     b_free: np.ndarray
     heap: np.ndarray
     last_bucket: np.ndarray
+    runs: np.ndarray  # int32 spike runs of flushed layers: neuron indices, each run ended by RUN_END
     layer_major: bool  # buckets ordered by (rank, time, seq) instead of (time, rank, seq)
 
 

@@ -23,7 +23,7 @@ from .backends import get_backend, resolve_backend
 from .compile import Plan, flat_input
 from .debug import Debugger
 from .layout import (aligned_zeros, C_DST, C_SRC, P_BLOCK, P_INTEGRATE, P_KIND, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
-                     ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_PAUSED, ST_UNTIL)
+                     Q_RUN_NEED, ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_GROW_RUNS, ST_PAUSED, ST_UNTIL)
 from .model import BRK_NONE, Counters, Probes, State, Switches, array_fields
 from .plugs import registered
 from .queue import EventQueue
@@ -253,6 +253,8 @@ class Simulator:
             left -= done
             if status == ST_GROW_QUEUE:
                 self.queue.ensure(self.queue.ev_conn.size + 1, self.queue.b_time.size + 1)
+            elif status == ST_GROW_RUNS:
+                self.queue.ensure(0, 0, int(self.queue.qs[Q_RUN_NEED]))
             elif status == ST_GROW_LOG:
                 # recorded spikes and membrane traces double: bounded by the memory limit
                 limits.check_bytes(3 * self.recording.nbytes(), "the recorded spikes and traces")
@@ -293,8 +295,8 @@ class Simulator:
         if conn < 0:
             return Event(t, layer, None, -1)
         idx = int(q.ev_idx[e])
-        if idx < 0:  # a run of input spikes: its next one (see cpu._flush_input)
-            idx = int(self.state.in_idx[-idx - 2])
+        if idx < 0:  # a run of spikes: its next one (see cpu._queue_run)
+            idx = int(q.runs[-idx - 2])
         return Event(t, layer, self.layer_names[int(self.plan.conn_i[conn, C_SRC])], idx, conn)
 
     # -- connectivity --------------------------------------------------------------
