@@ -99,26 +99,65 @@ def _record_spike(topo, params, state, cnt, rec, probes, sw, plug, p, k, t, tbin
 
 @inline_kernel
 def _emit(topo, params, state, q, cnt, rec, probes, sw, plug, p, k, t, tbin):
-    """Neuron ``k`` of population ``p`` spikes at ``t``: record it and append it to the
-    update's run of spikes (:func:`_queue_run` queues the run when the update is done)."""
-    _record_spike(topo, params, state, cnt, rec, probes, sw, plug, p, k, t, tbin)
-    if topo.pop_i[p, P_OC_N] > 0:
-        qs = q.qs
-        q.runs[qs[Q_RUN_N]] = k
-        qs[Q_RUN_N] += 1
+    """Neuron ``k`` of population ``p`` spikes at ``t``: append it to the update's run of
+    spikes (:func:`_queue_run` records and queues the run when the update is done).
+    With a plug the spike is recorded here and now: the plug's ``on_spike`` may act
+    on neurons the same update checks later (lateral inhibition)."""
+    if plug is not None:
+        _record_spike(topo, params, state, cnt, rec, probes, sw, plug, p, k, t, tbin)
+    qs = q.qs
+    q.runs[qs[Q_RUN_N]] = k
+    qs[Q_RUN_N] += 1
 
 
 @inline_kernel
-def _queue_run(topo, q, p, t, start):
-    """End the run of spikes appended from ``q.runs[start]`` on (if any) and queue it as
-    one event per outgoing connection of ``p`` (``idx = -(start + 2)``), which the
-    event loop delivers spike by spike (see :mod:`.queue`)."""
+def _record_run(topo, state, cnt, rec, probes, sw, p, t, tbin, runs, start, end):
+    """:func:`_record_spike` (without a plug) for the spikes ``runs[start:end]``, in order.
+    Apart from the spike pass, the per-neuron counts scattered over a wide layer
+    miss the cache; here the misses are independent and overlap."""
+    off = topo.pop_i[p, P_OFF]
+    count = state.spike_count
+    for i in range(start, end):
+        count[off + runs[i]] += 1
+    if probes.hit[0] == BRK_NONE:
+        watch_all = probes.on_pop[p] != 0
+        for i in range(start, end):
+            if watch_all or probes.on_neuron[off + runs[i]] != 0:
+                probes.hit[0] = BRK_HIT
+                probes.hit[1] = p
+                probes.hit[2] = runs[i]
+                probes.hit_time[0] = t
+                break
+    cnt.spikes[p, tbin] += end - start
+    if sw.record_spikes:
+        j = rec.spike_n[0]
+        for i in range(start, end):
+            rec.spike_t[j] = t
+            rec.spike_pop[j] = p
+            rec.spike_neuron[j] = runs[i]
+            j += 1
+        rec.spike_n[0] = j
+
+
+@inline_kernel
+def _queue_run(topo, state, q, cnt, rec, probes, sw, plug, p, t, tbin, start):
+    """The update of ``p`` at ``t`` appended its spikes to ``q.runs`` from ``start`` on:
+    record them (unless the plug saw each as it came) and, if ``p`` has outgoing
+    connections, end the run and queue it as one event per connection
+    (``idx = -(start + 2)``), which the event loop delivers spike by spike (see
+    :mod:`.queue`); without connections the entries are dropped again."""
     conn_i, pop_i, out_conn = topo.conn_i, topo.pop_i, topo.out_conn
-    qs = q.qs
-    if qs[Q_RUN_N] == start:
+    qs, runs = q.qs, q.runs
+    end = qs[Q_RUN_N]
+    if end == start:
         return
-    q.runs[qs[Q_RUN_N]] = RUN_END
-    qs[Q_RUN_N] += 1
+    if plug is None:
+        _record_run(topo, state, cnt, rec, probes, sw, p, t, tbin, runs, start, end)
+    if pop_i[p, P_OC_N] == 0:
+        qs[Q_RUN_N] = start
+        return
+    runs[end] = RUN_END
+    qs[Q_RUN_N] = end + 1
     oc = pop_i[p, P_OC_START]
     for j in range(pop_i[p, P_OC_N]):
         c = out_conn[oc + j]
@@ -192,7 +231,7 @@ def _flush_input(topo, params, state, q, cnt, rec, probes, sw, plug, t, tbin):
     while k < n and in_time[k] == t:
         _emit(topo, params, state, q, cnt, rec, probes, sw, plug, 0, in_idx[k], t, tbin)
         k += 1
-    _queue_run(topo, q, 0, t, start)
+    _queue_run(topo, state, q, cnt, rec, probes, sw, plug, 0, t, tbin, start)
     qs[Q_IN_CURSOR] = k
     if k < n:
         push_event(q, in_time[k], 0, NO_CONN, -1)
@@ -260,10 +299,11 @@ def _largest_drive(inp, const, has_const, top):
 @inline_kernel
 def _integrate_all(v, inp, const, thr, mask, has_const):
     """:func:`_integrate_block` over a whole non-leaky layer in one pass, writing
-    ``mask[j] = v[j] >= thr[j]`` as it goes; returns how many crossed."""
+    ``mask[j] = v[j] >= thr[j]`` as it goes; returns whether any crossed. (An OR,
+    not a count: a 64-bit count halved the vector width of the loop.)"""
     zero = np.float32(0.0)
     f = np.float32(1.0)
-    count = 0
+    any_crossed = False
     if has_const:
         for j in range(v.shape[0]):
             vv = membrane(v[j], f, inp[j], const[j], False, True)
@@ -271,7 +311,7 @@ def _integrate_all(v, inp, const, thr, mask, has_const):
             v[j] = vv
             c = crossed(vv, thr[j])
             mask[j] = c
-            count += c
+            any_crossed |= c
     else:
         for j in range(v.shape[0]):
             vv = membrane(v[j], f, inp[j], zero, False, False)
@@ -279,8 +319,8 @@ def _integrate_all(v, inp, const, thr, mask, has_const):
             v[j] = vv
             c = crossed(vv, thr[j])
             mask[j] = c
-            count += c
-    return count
+            any_crossed |= c
+    return any_crossed
 
 
 @kernel
@@ -301,11 +341,11 @@ def _flush_flat(topo, params, state, q, cnt, rec, probes, sw, p, t, tbin, m, sub
     off, uoff, block = pop_i[p, P_OFF], pop_i[p, P_UOFF], pop_i[p, P_BLOCK]
     n_all = pop_i[p, P_NUNITS] * block
     mask = state.crossed
-    count = _integrate_all(v[off:off + n_all], inp[off:off + n_all], const[off:off + n_all],
-                           thr[off:off + n_all], mask[:n_all], has_const)
+    any_crossed = _integrate_all(v[off:off + n_all], inp[off:off + n_all], const[off:off + n_all],
+                                 thr[off:off + n_all], mask[:n_all], has_const)
     # Whole words are skipped only where a unit starts on a word (block % 8 == 0).
     words = mask[:(n_all >> 3) << 3].view(np.uint64)
-    left = count  # crossings not yet visited; an untouched unit never has one (V < theta)
+    left = n_all + 1 if any_crossed else 0  # no crossing: the pass only clears the touched flags
     keep = 0
     for i in range(m):
         u = tlist[uoff + i]
@@ -389,7 +429,7 @@ def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, t
     cnt.updates[p, tbin] += m * block
     tn[p] = keep
     state.max_input[p] = top
-    _queue_run(topo, q, p, t, run_start)
+    _queue_run(topo, state, q, cnt, rec, probes, sw, plug, p, t, tbin, run_start)
     if has_const:
         for u in range(pop_i[p, P_NUNITS]):
             touch(tflag, tlist, tn, uoff, p, u)
@@ -428,7 +468,7 @@ def _flush_gate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin):
                     fired = True
         if fired:
             _emit(topo, params, state, q, cnt, rec, probes, sw, plug, p, u, t, tbin)
-    _queue_run(topo, q, p, t, run_start)
+    _queue_run(topo, state, q, cnt, rec, probes, sw, plug, p, t, tbin, run_start)
     cnt.updates[p, tbin] += tn[p]
     tn[p] = 0
 
@@ -453,7 +493,7 @@ def _room(topo, state, q, rec, sw, p, t):
     events = n_oc + 2  # one run event per connection, and a sentinel
     if qs[Q_EV_FREE] < events or qs[Q_B_FREE] < events:
         return ST_GROW_QUEUE
-    if n_oc > 0 and q.runs.shape[0] - qs[Q_RUN_N] < m + 1:
+    if q.runs.shape[0] - qs[Q_RUN_N] < m + 1:
         qs[Q_RUN_NEED] = m + 1
         return ST_GROW_RUNS
     if sw.record_spikes and rec.spike_n[0] + m > rec.spike_t.shape[0]:
