@@ -219,6 +219,29 @@ def _fire_crossings(topo, params, state, q, cnt, rec, probes, sw, plug, p, off, 
     return left, recheck
 
 
+@inline_kernel
+def _collect_crossings(mask, words, start, length, out, n):
+    """Append the positions ``j`` in ``[start, start + length)`` with ``mask[j] != 0`` to
+    ``out[n:]``, in order; return the new ``n``. Whole 8-byte words when ``start`` is
+    word-aligned, single bytes for the rest. Kept apart from firing, this loop has
+    few live values and runs from registers."""
+    j = start
+    if (start & 7) == 0:
+        for wi in range(start >> 3, (start + length) >> 3):
+            w = words[wi]
+            while w != 0:
+                b, w = _lowest_byte(w)
+                out[n] = (wi << 3) + b
+                n += 1
+        j = start + ((length >> 3) << 3)
+    while j < start + length:
+        if mask[j] != 0:
+            out[n] = j
+            n += 1
+        j += 1
+    return n
+
+
 @kernel
 def _flush_input(topo, params, state, q, cnt, rec, probes, sw, plug, t, tbin):
     """The input spikes at ``t``: record each and queue them as one run (:func:`_queue_run`),
@@ -343,15 +366,31 @@ def _flush_flat(topo, params, state, q, cnt, rec, probes, sw, p, t, tbin, m, sub
     mask = state.crossed
     any_crossed = _integrate_all(v[off:off + n_all], inp[off:off + n_all], const[off:off + n_all],
                                  thr[off:off + n_all], mask[:n_all], has_const)
-    # Whole words are skipped only where a unit starts on a word (block % 8 == 0).
-    words = mask[:(n_all >> 3) << 3].view(np.uint64)
-    left = n_all + 1 if any_crossed else 0  # no crossing: the pass only clears the touched flags
     keep = 0
+    if not any_crossed:  # the spike pass would only clear the touched flags
+        for i in range(m):
+            tflag[uoff + tlist[uoff + i]] = 0
+        return keep
+    # The spike pass in two loops: the crossings of the touched units, in touch order,
+    # into the top of the run buffer (_room reserves it: the spikes appended from the
+    # bottom never reach it), then each one fired in that order. A unit with a
+    # neuron left at threshold is flagged 2 and kept for a recheck at t + 1.
+    words = mask[:(n_all >> 3) << 3].view(np.uint64)  # whole words where block % 8 == 0
+    runs = q.runs
+    cbase = runs.shape[0] - m * block
+    nc = cbase
     for i in range(m):
         u = tlist[uoff + i]
-        left, recheck = _fire_crossings(topo, params, state, q, cnt, rec, probes, sw, None, p, off, t, tbin,
-                                        subtract, max_spikes, mask, words, u * block, block, off + u * block, left)
-        if recheck:
+        nc = _collect_crossings(mask, words, u * block, block, runs, nc)
+    for j in range(cbase, nc):
+        k = runs[j]
+        if _fire(topo, params, state, q, cnt, rec, probes, sw, None, p, off + k, off, t, tbin, subtract,
+                 max_spikes):
+            tflag[uoff + k // block] = 2
+    for i in range(m):
+        u = tlist[uoff + i]
+        if tflag[uoff + u] == 2:
+            tflag[uoff + u] = 1
             tlist[uoff + keep] = u
             keep += 1
         else:
@@ -486,15 +525,19 @@ def _room(topo, state, q, rec, sw, p, t):
         m = 0
         while k + m < in_time.shape[0] and in_time[k + m] == t:
             m += 1
+        room = m + 1
     else:
         m = state.tn[p]
+        room = m + 1
         if pop_i[p, P_KIND] != P_GATE:
-            m *= pop_i[p, P_BLOCK] * pop_i[p, P_MAX_SPIKES]
+            touched = m * pop_i[p, P_BLOCK]
+            m = touched * pop_i[p, P_MAX_SPIKES]
+            room = m + 1 + touched  # and the crossings of the whole-layer pass (_flush_flat)
     events = n_oc + 2  # one run event per connection, and a sentinel
     if qs[Q_EV_FREE] < events or qs[Q_B_FREE] < events:
         return ST_GROW_QUEUE
-    if q.runs.shape[0] - qs[Q_RUN_N] < m + 1:
-        qs[Q_RUN_NEED] = m + 1
+    if q.runs.shape[0] - qs[Q_RUN_N] < room:
+        qs[Q_RUN_NEED] = room
         return ST_GROW_RUNS
     if sw.record_spikes and rec.spike_n[0] + m > rec.spike_t.shape[0]:
         return ST_GROW_LOG
