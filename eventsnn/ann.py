@@ -77,19 +77,30 @@ def prune(layers: list, output: str) -> list:
 
 
 def _conv(x, weight, bias, stride, padding):
+    # Accumulated in float64 and rounded to float32 once: float32 BLAS (sgemm) rounds
+    # differently per CPU kernel and batch size, which moved calibration scales across machines.
     n, h, w, c = x.shape
     kh, kw, _, co = weight.shape
-    xp = np.pad(x, ((0, 0), (padding[0], padding[0]), (padding[1], padding[1]), (0, 0)))
+    xp = np.pad(np.asarray(x, np.float64), ((0, 0), (padding[0], padding[0]), (padding[1], padding[1]), (0, 0)))
+    w64 = np.asarray(weight, np.float64)
     oh = (h + 2 * padding[0] - kh) // stride[0] + 1
     ow = (w + 2 * padding[1] - kw) // stride[1] + 1
-    out = np.zeros((n, oh, ow, co), np.float32)
+    out = np.zeros((n, oh, ow, co), np.float64)
     for ky in range(kh):
         for kx in range(kw):
             patch = xp[:, ky: ky + stride[0] * oh: stride[0], kx: kx + stride[1] * ow: stride[1], :]
-            out += patch @ weight[ky, kx]
+            out += patch @ w64[ky, kx]
     if bias is not None:
         out += bias
-    return out
+    return out.astype(np.float32)
+
+
+def _dense(x, weight, bias):
+    # float64 accumulation, one rounding to float32: the same result on any BLAS kernel (see _conv)
+    out = np.asarray(x, np.float64).reshape(x.shape[0], -1) @ np.asarray(weight, np.float64)
+    if bias is not None:
+        out += bias
+    return out.astype(np.float32)
 
 
 def _pool(x, kernel, stride, reduce):
@@ -107,8 +118,7 @@ def apply_layer(layer: AnnLayer, inputs: list) -> np.ndarray:
     if op == "conv2d":
         return _conv(x, layer.weight, layer.bias, layer.stride, layer.padding)
     if op == "dense":
-        out = x.reshape(x.shape[0], -1) @ layer.weight
-        return out + layer.bias if layer.bias is not None else out
+        return _dense(x, layer.weight, layer.bias)
     if op == "relu":
         return np.maximum(x, 0)
     if op == "avgpool2d":

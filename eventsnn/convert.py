@@ -547,7 +547,7 @@ def rate_model(net: Network, x: np.ndarray) -> dict:
     """The ReLU network a converted SNN approximates: every layer's output as a
     function of the input, for a spiking layer its spike rate (spikes per step,
     unclipped) ``max(0, I) / threshold``; a membrane readout's raw current."""
-    from .ann import _conv, _pool
+    from .ann import _conv, _dense, _pool
     acts = {"input": np.asarray(x, np.float32).reshape((len(x),) + net.shapes()["input"])}
     last = net.layers[-1]
     for layer in net.layers:
@@ -555,9 +555,7 @@ def rate_model(net: Network, x: np.ndarray) -> dict:
         if layer.kind == "conv2d":
             out = _conv(a, layer.weight, layer.bias, layer.stride, layer.padding)
         elif layer.kind == "dense":
-            out = a.reshape(len(a), -1) @ layer.weight
-            out = out + layer.bias if layer.bias is not None else out
-            out = out.reshape(len(a), 1, 1, -1)
+            out = _dense(a, layer.weight, layer.bias).reshape(len(a), 1, 1, -1)
         elif layer.kind == "avgpool2d":
             out = _pool(a, layer.kernel, layer.stride, np.mean).astype(np.float32)
         elif layer.kind == "maxpool2d":
