@@ -16,8 +16,9 @@ flat indices.
 
 Parameters and their kernel form (all float32 except the leak):
 
-- conv weights (kh, kw, C_in, C_out) are stored (C_in, kh, kw, C_out), so the
-  taps of one source channel are one contiguous block (:mod:`.connectivity`);
+- conv weights (kh, kw, C_in, C_out) are stored (C_in, kh, kw, C_out) with kx
+  reversed, so the taps of one source channel are one contiguous block and the
+  kw taps of one kernel row line up with kw adjacent targets (:mod:`.connectivity`);
 - dense weights (N_in, N_out) as they are; average pools a scalar 1/(kh*kw)
   (fixed by the kernel size, not learnable); an ``add``'s spiking inputs one
   scalar scale each;
@@ -132,8 +133,9 @@ class Plan:
             src = source(layer.inputs[0])
             out = shapes[layer.name]
             if layer.kind == "conv2d":
-                add_conn(K_CONV, layer.name, in_shape, out, src, dst, layer.weight.transpose(2, 0, 1, 3),
-                         layer.weight.shape[:2], layer.stride, layer.padding, layer.delay, bias=layer.bias)
+                stored = layer.weight.transpose(2, 0, 1, 3)[:, :, ::-1]  # (C_in, kh, kw reversed, C_out)
+                add_conn(K_CONV, layer.name, in_shape, out, src, dst, stored, layer.weight.shape[:2], layer.stride,
+                         layer.padding, layer.delay, bias=layer.bias)
             elif layer.kind == "dense":
                 add_conn(K_DENSE, layer.name, in_shape, out, src, dst, layer.weight, delay=layer.delay,
                          bias=layer.bias)
@@ -340,7 +342,7 @@ class Plan:
             if kind == K_CONV:
                 layer = net.layer(c.layer)
                 kh, kw, ci, co = layer.weight.shape
-                layer.weight = seg.reshape(ci, kh, kw, co).transpose(1, 2, 0, 3).astype(np.float32).copy()
+                layer.weight = np.array(seg.reshape(ci, kh, kw, co)[:, :, ::-1].transpose(1, 2, 0, 3), np.float32)
             elif kind == K_DENSE:
                 layer = net.layer(c.layer)
                 layer.weight = seg.reshape(layer.weight.shape).astype(np.float32).copy()

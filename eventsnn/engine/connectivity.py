@@ -95,6 +95,21 @@ def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn,
         for a in range(ny):
             oy = oy0 - a
             ky = ky0 + a * sy
+            if sx == 1:
+                # One kernel row: targets ox0 - nx + 1 .. ox0 through taps kx0 + nx - 1 .. kx0,
+                # adjacent in both arrays (kx is stored reversed): one run of nx * C_out adds.
+                pos0 = oy * wo + ox0 - (nx - 1)
+                _axpy(buf, doff + pos0 * co, weights, conv_weight_index(woff, kh, kw, co, c, ky, kx0 + nx - 1),
+                      nx * co, scale)
+                # Touched in the per-tap order (ox0 first), which orders the layer's spikes.
+                for b in range(nx):
+                    pos = pos0 + nx - 1 - b
+                    if block > 1:
+                        touch(tflag, tlist, tn, uoff, pop, pos)
+                    else:
+                        for j in range(co):
+                            touch(tflag, tlist, tn, uoff, pop, pos * co + j)
+                continue
             for b in range(nx):
                 ox = ox0 - b
                 kx = kx0 + b * sx

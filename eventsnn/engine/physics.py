@@ -126,10 +126,12 @@ def fanin_entry(conn_i, fgeo, c, pos):
 @device_function
 def conv_weight_index(woff, kh, kw, co, ch_in, ky, kx):
     """Index in Params.weights of the C_out weights of (input channel, tap) of a conv whose
-    block starts at ``woff`` (stored (C_in, kh, kw, C_out), so one source's taps are one
-    contiguous block). Plain integers: callers read the connection's row once, outside
-    their tap loops (a table read inside them is reloaded after every store to the membrane)."""
-    return woff + ((ch_in * kh + ky) * kw + kx) * co
+    block starts at ``woff``: stored (C_in, kh, kw, C_out) with kx reversed, so one source's
+    taps are one contiguous block, and the taps kx, kx + 1, ... that reach the targets
+    ox, ox - 1, ... (stride 1) lie in the targets' memory order. Plain integers: callers
+    read the connection's row once, outside their tap loops (a table read inside them is
+    reloaded after every store to the membrane)."""
+    return woff + ((ch_in * kh + ky) * kw + kw - 1 - kx) * co
 
 
 @device_function
