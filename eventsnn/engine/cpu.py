@@ -399,6 +399,39 @@ def _flush_flat(topo, params, state, q, cnt, rec, probes, sw, p, t, tbin, m, sub
 
 
 @kernel
+def _flush_single(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin, m, subtract, max_spikes,
+                  spiking, leaky, has_const):
+    """The flush of a layer whose units are single neurons (``block == 1``), without
+    traces: each touched neuron in touch order, :func:`.physics.membrane` then the
+    spike; the same arithmetic and order as the unit-by-unit loop. Returns how many
+    stay touched for a recheck at ``t + 1``."""
+    pop_i, thr = topo.pop_i, params.thr
+    v, inp, const, last_t = state.v, state.inp, state.const, state.last_t
+    tflag, tlist = state.tflag, state.tlist
+    off, uoff = pop_i[p, P_OFF], pop_i[p, P_UOFF]
+    decay_row, tau = params.decay[p], topo.pop_tau[p]
+    zero = np.float32(0.0)
+    keep = 0
+    for i in range(m):
+        u = tlist[uoff + i]
+        n = off + u
+        f = np.float32(1.0)
+        if leaky:
+            f = leak_factor(decay_row, tau, t, last_t[n], sw.continuous)
+            last_t[n] = t
+        vv = membrane(v[n], f, inp[n], const[n] if has_const else zero, leaky, has_const)
+        inp[n] = zero
+        v[n] = vv
+        if spiking and crossed(vv, thr[n]) and _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n,
+                                                      off, t, tbin, subtract, max_spikes):
+            tlist[uoff + keep] = u
+            keep += 1
+        else:
+            tflag[uoff + u] = 0
+    return keep
+
+
+@kernel
 def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin, t_end):
     pop_i, thr = topo.pop_i, params.thr
     v, inp, const, last_t = state.v, state.inp, state.const, state.last_t
@@ -420,10 +453,16 @@ def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, t
     # The whole-layer pass (see _flush_flat) pays once most units are touched.
     flat = (plug is None and spiking and not leaky and not tracing and not sw.track_max_input and block >= 8
             and 2 * m >= nunits)
+    # Single-neuron units (pools, gates' targets, residual adds): the same update without the
+    # per-unit slices and loop set-up, which cost several times the update itself.
+    single = not flat and block == 1 and not tracing and not sw.track_max_input
     if flat:
         keep = _flush_flat(topo, params, state, q, cnt, rec, probes, sw, p, t, tbin, m, subtract, max_spikes,
                            has_const)
-    for i in range(0 if flat else m):
+    elif single:
+        keep = _flush_single(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin, m, subtract,
+                             max_spikes, spiking, leaky, has_const)
+    for i in range(0 if flat or single else m):
         u = tlist[uoff + i]
         n0 = off + u * block
         n1 = n0 + block
