@@ -12,7 +12,11 @@ Activations are channel-last, so one spike's fan-out is kh*kw contiguous runs
 of C_out additions. The plan stores conv weights as (C_in, kh, kw, C_out): the
 kh*kw weight rows of one source channel are then one contiguous block (18 KB
 for 3x3x512) instead of kh*kw rows C_in*C_out floats apart, which is what
-deep layers, whose weights do not fit in cache, are limited by.
+deep layers, whose weights do not fit in cache, are limited by. kx is stored
+reversed: with stride 1 the taps kx0, kx0 + 1, ... reach the targets ox0,
+ox0 - 1, ..., so both the nx targets of one kernel row and their weights are
+adjacent, and the row is one run of nx*C_out additions (a tap of C_out = 64
+had cost about as much in loop set-up as in adds).
 
 ``deliver`` (the CPU's delivery) adds ``scale * w`` into ``buf`` for every
 target of source ``idx`` and marks the touched *units* (positions for
@@ -30,8 +34,9 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import inline_kernel
-from .layout import C_CI, C_CO, C_HI, C_KH, C_KIND, C_KW, C_SX, C_SY, C_WI, C_WO, C_WOFF, K_CONV, K_DENSE, K_IDENT, K_POOL
-from .physics import conv_weight_index, fanin_entry, fanout_count, fanout_entry
+from .layout import (C_CI, C_CO, C_CSHIFT, C_GEO, C_HI, C_KH, C_KIND, C_KW, C_SX, C_SY, C_WI, C_WO, C_WOFF, K_CONV,
+                     K_DENSE, K_IDENT, K_POOL, RUN_END)
+from .physics import conv_weight_index, fanin_entry, fanout_count, fanout_entry, fanout_entry_at
 
 
 @inline_kernel
@@ -69,6 +74,64 @@ def _axpy(buf, nb, weights, wb, n, scale):
 
 
 @inline_kernel
+def _conv_taps(buf, doff, weights, woff, wo, co, kh, kw, sy, sx, ny, oy0, ky0, nx, ox0, kx0, c, scale, tflag, tlist,
+               tn, uoff, pop, block):
+    """The conv fan-out of one decoded source (:func:`.physics.fanout_entry`); returns its syn ops."""
+    for a in range(ny):
+        oy = oy0 - a
+        ky = ky0 + a * sy
+        if sx == 1:
+            # One kernel row: targets ox0 - nx + 1 .. ox0 through taps kx0 + nx - 1 .. kx0,
+            # adjacent in both arrays (kx is stored reversed): one run of nx * C_out adds.
+            pos0 = oy * wo + ox0 - (nx - 1)
+            _axpy(buf, doff + pos0 * co, weights, conv_weight_index(woff, kh, kw, co, c, ky, kx0 + nx - 1),
+                  nx * co, scale)
+            # Touched in the per-tap order (ox0 first), which orders the layer's spikes.
+            for b in range(nx):
+                pos = pos0 + nx - 1 - b
+                if block > 1:
+                    touch(tflag, tlist, tn, uoff, pop, pos)
+                else:
+                    for j in range(co):
+                        touch(tflag, tlist, tn, uoff, pop, pos * co + j)
+            continue
+        for b in range(nx):
+            ox = ox0 - b
+            kx = kx0 + b * sx
+            wbase = conv_weight_index(woff, kh, kw, co, c, ky, kx)
+            pos = oy * wo + ox
+            _axpy(buf, doff + pos * co, weights, wbase, co, scale)
+            if block > 1:
+                touch(tflag, tlist, tn, uoff, pop, pos)
+            else:
+                for j in range(co):
+                    touch(tflag, tlist, tn, uoff, pop, pos * co + j)
+    return ny * nx * co
+
+
+@inline_kernel
+def deliver_conv_run(conn_i, geo, conn, weights, runs, k, budget, buf, doff, tflag, tlist, tn, uoff, pop, block):
+    """:func:`deliver` (scale 1) of the sources ``runs[k], runs[k + 1], ...`` through conv
+    connection ``conn``, in order, until ``RUN_END`` or ``budget`` spikes. The
+    connection's row is read once per run, not once per spike (a table read is
+    reloaded after every store to ``buf``, which might alias it).
+    Returns (the next k, synaptic ops, spikes delivered)."""
+    woff, ci, wo, co = conn_i[conn, C_WOFF], conn_i[conn, C_CI], conn_i[conn, C_WO], conn_i[conn, C_CO]
+    kh, kw, sy, sx = conn_i[conn, C_KH], conn_i[conn, C_KW], conn_i[conn, C_SY], conn_i[conn, C_SX]
+    geo0, shift = conn_i[conn, C_GEO], conn_i[conn, C_CSHIFT]
+    one = np.float32(1.0)
+    ops = 0
+    done = 0
+    while done < budget and runs[k] != RUN_END:
+        ny, oy0, ky0, nx, ox0, kx0, c = fanout_entry_at(geo, geo0, ci, shift, runs[k])
+        ops += _conv_taps(buf, doff, weights, woff, wo, co, kh, kw, sy, sx, ny, oy0, ky0, nx, ox0, kx0, c, one,
+                          tflag, tlist, tn, uoff, pop, block)
+        done += 1
+        k += 1
+    return k, ops, done
+
+
+@inline_kernel
 def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn, uoff, pop, block):
     """Add the weighted fan-out of source ``idx`` into ``buf``; return syn-op count."""
     kind = conn_i[conn, C_KIND]
@@ -92,36 +155,8 @@ def deliver(conn_i, geo, conn, weights, idx, scale, buf, doff, tflag, tlist, tn,
     if ny == 0 or nx == 0:
         return 0
     if kind == K_CONV:
-        for a in range(ny):
-            oy = oy0 - a
-            ky = ky0 + a * sy
-            if sx == 1:
-                # One kernel row: targets ox0 - nx + 1 .. ox0 through taps kx0 + nx - 1 .. kx0,
-                # adjacent in both arrays (kx is stored reversed): one run of nx * C_out adds.
-                pos0 = oy * wo + ox0 - (nx - 1)
-                _axpy(buf, doff + pos0 * co, weights, conv_weight_index(woff, kh, kw, co, c, ky, kx0 + nx - 1),
-                      nx * co, scale)
-                # Touched in the per-tap order (ox0 first), which orders the layer's spikes.
-                for b in range(nx):
-                    pos = pos0 + nx - 1 - b
-                    if block > 1:
-                        touch(tflag, tlist, tn, uoff, pop, pos)
-                    else:
-                        for j in range(co):
-                            touch(tflag, tlist, tn, uoff, pop, pos * co + j)
-                continue
-            for b in range(nx):
-                ox = ox0 - b
-                kx = kx0 + b * sx
-                wbase = conv_weight_index(woff, kh, kw, co, c, ky, kx)
-                pos = oy * wo + ox
-                _axpy(buf, doff + pos * co, weights, wbase, co, scale)
-                if block > 1:
-                    touch(tflag, tlist, tn, uoff, pop, pos)
-                else:
-                    for j in range(co):
-                        touch(tflag, tlist, tn, uoff, pop, pos * co + j)
-        return ny * nx * co
+        return _conv_taps(buf, doff, weights, woff, wo, co, kh, kw, sy, sx, ny, oy0, ky0, nx, ox0, kx0, c, scale,
+                          tflag, tlist, tn, uoff, pop, block)
     # Pools: the target keeps the channel; avg adds a scalar weight, the
     # max-pool gate only marks the windows (its flush decides who passes).
     w = scale * weights[woff] if kind == K_POOL else np.float32(0.0)

@@ -23,10 +23,14 @@ at ``V >= theta`` after a subtractive reset, and a layer with a constant
 current (bias, analog input), is rechecked at ``t + 1`` by a sentinel event: a
 clock-driven simulator would update it then too.
 
+A flush appends its spikes, in emission order, to the queue's run buffer and
+queues them as one run event per outgoing connection (:mod:`.queue`); the
+event loop delivers, counts and steps a run one spike at a time.
+
 What is CPU-specific here (and not in :mod:`.physics`): the touched lists,
-the vectorised block update over one position's channels, and the byte-mask
-scan of the spike pass. ``plug`` (:mod:`.plugs`) is the optional per-event
-and per-spike hook; ``None`` compiles it away.
+the vectorised block update over one position's channels, the byte-mask
+scan of the spike pass, and the spike runs. ``plug`` (:mod:`.plugs`) is the
+optional per-event and per-spike hook; ``None`` compiles it away.
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ import math
 
 import numpy as np
 
-from .connectivity import deliver, fanin_sources, fanout, fanout_targets, touch
+from .connectivity import deliver, deliver_conv_run, fanin_sources, fanout, fanout_targets, touch
 from .jit import inline_kernel, kernel
-from .layout import (C_CI, C_DST, C_KH, C_KIND, C_KW, C_SX, C_SY, C_WI, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST,
+from .layout import (C_CI, C_DST, C_KH, C_KIND, C_KW, C_SX, C_SY, C_WI, K_CONV, K_GATE, NO_CONN, P_BLOCK, P_C, P_CONST,
                      P_GATE, P_GOFF, P_IN_CONN, P_INPUT, P_KIND, P_LEAKY, P_MAX_SPIKES, P_NUNITS, P_OC_N,
                      P_OC_START, P_OFF, P_RESET, P_SPIKING, P_UOFF, P_W, Q_B_FREE, Q_CUR, Q_EV_FREE, Q_HEAP_N,
                      Q_IN_CURSOR, Q_RUN_N, Q_RUN_NEED, RESET_SUBTRACT, RUN_END, ST_BREAK, ST_EMPTY, ST_GROW_LOG,
@@ -601,7 +605,7 @@ def _deliver_event(topo, params, state, plug, c, idx, doff, uoff, p, block, goff
 @kernel
 def advance(topo, params, state, q, cnt, rec, probes, sw, t_end, until, max_events, plug):
     """Process events; return (status, events processed). See the module doc."""
-    pop_i = topo.pop_i
+    conn_i, pop_i = topo.conn_i, topo.pop_i
     qs, ev_conn, ev_idx, ev_next, ev_free, runs = q.qs, q.ev_conn, q.ev_idx, q.ev_next, q.ev_free, q.runs
     b_time, b_rank, b_head, heap = q.b_time, q.b_rank, q.b_head, q.heap
     syn = cnt.syn_ops
@@ -634,23 +638,25 @@ def advance(topo, params, state, q, cnt, rec, probes, sw, t_end, until, max_even
             c = ev_conn[e]
             if c == NO_CONN:
                 done += 1
-            else:
-                idx = ev_idx[e]
-                if idx >= 0:
-                    ops += _deliver_event(topo, params, state, plug, c, idx, doff, uoff, p, block, goff, t)
-                    done += 1
-                else:  # a run of spikes (see _queue_run), one event per spike
-                    k = -idx - 2
+            else:  # a run of spikes (see _queue_run), delivered and counted one spike at a time
+                k = -ev_idx[e] - 2
+                if plug is None and conn_i[c, C_KIND] == K_CONV:
+                    k, run_ops, n = deliver_conv_run(conn_i, topo.conn_geo, c, params.weights, runs, k,
+                                                     max_events - done, state.inp, doff, state.tflag, state.tlist,
+                                                     state.tn, uoff, p, block)
+                    ops += run_ops
+                    done += n
+                else:
                     while True:
-                        ops += _deliver_event(topo, params, state, plug, c, runs[k], doff, uoff, p, block,
-                                              goff, t)
+                        ops += _deliver_event(topo, params, state, plug, c, runs[k], doff, uoff, p, block, goff,
+                                              t)
                         done += 1
                         k += 1
                         if runs[k] == RUN_END or done >= max_events:
                             break
-                    if runs[k] != RUN_END:
-                        ev_idx[e] = -(k + 2)  # paused inside the run: resume at spike k
-                        break
+                if runs[k] != RUN_END:
+                    ev_idx[e] = -(k + 2)  # paused inside the run: resume at spike k
+                    break
             ev_free[free_top] = e  # release the event slot
             free_top += 1
             e = ev_next[e]

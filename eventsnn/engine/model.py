@@ -47,7 +47,7 @@ class Topology(NamedTuple):
 class Params(NamedTuple):
     """Learnable parameters. ``decay`` is derived from ``leak`` (see compile.refresh_decay)."""
 
-    weights: np.ndarray  # float32, 64-byte aligned; conv blocks stored (C_in, kh, kw, C_out)
+    weights: np.ndarray  # float32, 64-byte aligned; conv blocks stored (C_in, kh, kw, C_out), kx reversed
     bias: np.ndarray  # float32: one full-size segment per connection with a bias (C_BOFF)
     thr: np.ndarray  # float32 threshold of every neuron (inf where a population has none)
     leak: np.ndarray  # float64 per-step retention factor of every population (1: IF)

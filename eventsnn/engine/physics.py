@@ -109,8 +109,15 @@ def fanout_entry(conn_i, geo, c, idx):
     """Decode the fan-out of source ``idx`` through conv/pool connection ``c``:
     (ny, oy0, ky0, nx, ox0, kx0, channel). Targets are (oy0 - a, ox0 - b) through
     taps (ky0 + a * sy, kx0 + b * sx) for a < ny, b < nx."""
-    yx, ch = split_index(idx, conn_i[c, C_CI], conn_i[c, C_CSHIFT])
-    r = conn_i[c, C_GEO] + yx * GEO_FIELDS
+    return fanout_entry_at(geo, conn_i[c, C_GEO], conn_i[c, C_CI], conn_i[c, C_CSHIFT], idx)
+
+
+@device_function
+def fanout_entry_at(geo, geo0, ci, shift, idx):
+    """:func:`fanout_entry` with the connection's table offset, C_in and channel shift
+    already read (a caller delivering many spikes reads them once)."""
+    yx, ch = split_index(idx, ci, shift)
+    r = geo0 + yx * GEO_FIELDS
     return geo[r], geo[r + 1], geo[r + 2], geo[r + 3], geo[r + 4], geo[r + 5], ch
 
 

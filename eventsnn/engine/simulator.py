@@ -22,7 +22,7 @@ from ..network import Network
 from .backends import get_backend, resolve_backend
 from .compile import Plan, flat_input
 from .debug import Debugger
-from .layout import (aligned_zeros, C_DST, C_SRC, P_BLOCK, P_INTEGRATE, P_KIND, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
+from .layout import (aligned_zeros, C_DST, C_SRC, P_INTEGRATE, P_KIND, P_LEAKY, P_N, Q_CUR, Q_HEAP_N,
                      Q_RUN_NEED, ST_BREAK, ST_EMPTY, ST_GROW_LOG, ST_GROW_QUEUE, ST_GROW_RUNS, ST_PAUSED, ST_UNTIL)
 from .model import BRK_NONE, Counters, Probes, State, Switches, array_fields
 from .plugs import registered
@@ -294,9 +294,7 @@ class Simulator:
         layer = self.layer_names[int(q.b_rank[b])]
         if conn < 0:
             return Event(t, layer, None, -1)
-        idx = int(q.ev_idx[e])
-        if idx < 0:  # a run of spikes: its next one (see cpu._queue_run)
-            idx = int(q.runs[-idx - 2])
+        idx = int(q.runs[-int(q.ev_idx[e]) - 2])  # the next spike of the event's run (cpu._queue_run)
         return Event(t, layer, self.layer_names[int(self.plan.conn_i[conn, C_SRC])], idx, conn)
 
     # -- connectivity --------------------------------------------------------------
