@@ -6,7 +6,7 @@ into one table per spike rate and prints it as markdown (BENCHMARKS.md §8,
 checked by tests/test_benchmark_docs.py):
 
 * ``net_b_layers.json``: the whole net on one core (``bench/net_b_layers.py``);
-* ``vgg_layers_session7_rate001/005.json``: each conv layer on its recorded
+* ``vgg_layers_session8_rate001/005.json``: each conv layer on its recorded
   input spikes, the engine against the bare scatter kernel (``bench/vgg_layers.py``,
   one sample);
 * ``profile_net_b_1pct/5pct.json``: the perf profile of the whole net
@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 GOALS = {0.01: 20.0, 0.05: 5.0}  # issue 17: the default run against the fastest 2-thread peer at batch 1
-SOURCES = {0.01: ("vgg_layers_session7_rate001.json", "profile_net_b_1pct.json"),
-           0.05: ("vgg_layers_session7_rate005.json", "profile_net_b_5pct.json")}
+SOURCES = {0.01: ("vgg_layers_session8_rate001.json", "profile_net_b_1pct.json"),
+           0.05: ("vgg_layers_session8_rate005.json", "profile_net_b_5pct.json")}
 
 
 def load(name: str) -> dict:

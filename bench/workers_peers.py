@@ -2,10 +2,12 @@
 """eventsnn's default sharded run (every core) on net B against the peers' 2-thread times.
 
 Net B is ``bench/peers_speed.py``'s VGG16 on 32x32x3 (IF, T = 100, direct
-input), rebuilt here bit for bit from a recorded peers run (``--recorded``,
-default ``bench/results/peers_speed_B_session5.json``, measured on this
-machine: weight seed, per-layer gains for 1 % and 5 % spikes per neuron per
-step, and the peers' medians). eventsnn is timed now, as ``eventsnn run``
+input), rebuilt here bit for bit from a recorded peers run (``--recorded``:
+weight seed, per-layer gains for 1 % and 5 % spikes per neuron per step, and
+the peers' medians). The recording must come from the machine this runs on:
+the default, ``bench/results/peers_speed_B_session5.json``, is the Intel Xeon
+of sessions 5-7; ``peers_speed_B_session8.json`` the AMD EPYC (AVX2) of
+session 8, where the peers ran 1.7-2.5x slower. eventsnn is timed now, as ``eventsnn run``
 runs by default: :func:`eventsnn.parallel.run_sharded` with every core of this
 process (threads), on ``--samples`` and on ``--samples-long`` samples, median
 of ``--reps``. Each timing includes the run's set-up (compiling the plan,
