@@ -224,6 +224,19 @@ def _fire_crossings(topo, params, state, q, cnt, rec, probes, sw, plug, p, off, 
 
 
 @inline_kernel
+def _keep_or_release(tflag, tlist, uoff, u, keep, recheck):
+    """After unit ``u``'s update: keep it touched (``tlist[keep]``, in order) for a recheck
+    at ``t + 1`` if a neuron stayed at threshold, else clear its touched flag; returns
+    the new count of kept units."""
+    if recheck:
+        tflag[uoff + u] = 1
+        tlist[uoff + keep] = u
+        return keep + 1
+    tflag[uoff + u] = 0
+    return keep
+
+
+@inline_kernel
 def _collect_crossings(mask, words, start, length, out, n):
     """Append the positions ``j`` in ``[start, start + length)`` with ``mask[j] != 0`` to
     ``out[n:]``, in order; return the new ``n``. Whole 8-byte words when ``start`` is
@@ -393,12 +406,7 @@ def _flush_flat(topo, params, state, q, cnt, rec, probes, sw, p, t, tbin, m, sub
             tflag[uoff + k // block] = 2
     for i in range(m):
         u = tlist[uoff + i]
-        if tflag[uoff + u] == 2:
-            tflag[uoff + u] = 1
-            tlist[uoff + keep] = u
-            keep += 1
-        else:
-            tflag[uoff + u] = 0
+        keep = _keep_or_release(tflag, tlist, uoff, u, keep, tflag[uoff + u] == 2)
     return keep
 
 
@@ -426,12 +434,9 @@ def _flush_single(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, tbin
         vv = membrane(v[n], f, inp[n], const[n] if has_const else zero, leaky, has_const)
         inp[n] = zero
         v[n] = vv
-        if spiking and crossed(vv, thr[n]) and _fire(topo, params, state, q, cnt, rec, probes, sw, plug, p, n,
-                                                      off, t, tbin, subtract, max_spikes):
-            tlist[uoff + keep] = u
-            keep += 1
-        else:
-            tflag[uoff + u] = 0
+        recheck = spiking and crossed(vv, thr[n]) and _fire(topo, params, state, q, cnt, rec, probes, sw, plug,
+                                                             p, n, off, t, tbin, subtract, max_spikes)
+        keep = _keep_or_release(tflag, tlist, uoff, u, keep, recheck)
     return keep
 
 
@@ -503,11 +508,7 @@ def _flush_integrate(topo, params, state, q, cnt, rec, probes, sw, plug, p, t, t
                     rec.trace_pre[i_tr] = pre
                     rec.trace_post[i_tr] = vv
                     rec.trace_n[0] = i_tr + 1
-        if recheck:
-            tlist[uoff + keep] = u
-            keep += 1
-        else:
-            tflag[uoff + u] = 0
+        keep = _keep_or_release(tflag, tlist, uoff, u, keep, recheck)
     cnt.updates[p, tbin] += m * block
     tn[p] = keep
     state.max_input[p] = top
