@@ -80,23 +80,34 @@ def _lowest_byte(w):
 
 
 @inline_kernel
+def _hit(probes, p, k, t):
+    """Neuron ``k`` of ``p`` spiking at ``t`` hits a spike breakpoint."""
+    probes.hit[0] = BRK_HIT
+    probes.hit[1] = p
+    probes.hit[2] = k
+    probes.hit_time[0] = t
+
+
+@inline_kernel
+def _log_spike(rec, i, p, k, t):
+    """Entry ``i`` of the spike log: neuron ``k`` of ``p`` at ``t``."""
+    rec.spike_t[i] = t
+    rec.spike_pop[i] = p
+    rec.spike_neuron[i] = k
+
+
+@inline_kernel
 def _record_spike(topo, params, state, cnt, rec, probes, sw, plug, p, k, t, tbin):
     """Neuron ``k`` of population ``p`` spikes at ``t``: count it, log it, check
     breakpoints, call the plug."""
     n = topo.pop_i[p, P_OFF] + k
     state.spike_count[n] += 1
     if (probes.on_pop[p] != 0 or probes.on_neuron[n] != 0) and probes.hit[0] == BRK_NONE:
-        probes.hit[0] = BRK_HIT
-        probes.hit[1] = p
-        probes.hit[2] = k
-        probes.hit_time[0] = t
+        _hit(probes, p, k, t)
     cnt.spikes[p, tbin] += 1
     if sw.record_spikes:
-        i = rec.spike_n[0]
-        rec.spike_t[i] = t
-        rec.spike_pop[i] = p
-        rec.spike_neuron[i] = k
-        rec.spike_n[0] = i + 1
+        _log_spike(rec, rec.spike_n[0], p, k, t)
+        rec.spike_n[0] += 1
     if plug is not None:
         on_spike(plug, topo, params, p, k, t)
 
@@ -127,20 +138,14 @@ def _record_run(topo, state, cnt, rec, probes, sw, p, t, tbin, runs, start, end)
         watch_all = probes.on_pop[p] != 0
         for i in range(start, end):
             if watch_all or probes.on_neuron[off + runs[i]] != 0:
-                probes.hit[0] = BRK_HIT
-                probes.hit[1] = p
-                probes.hit[2] = runs[i]
-                probes.hit_time[0] = t
+                _hit(probes, p, runs[i], t)
                 break
     cnt.spikes[p, tbin] += end - start
     if sw.record_spikes:
         j = rec.spike_n[0]
         for i in range(start, end):
-            rec.spike_t[j] = t
-            rec.spike_pop[j] = p
-            rec.spike_neuron[j] = runs[i]
-            j += 1
-        rec.spike_n[0] = j
+            _log_spike(rec, j + i - start, p, runs[i], t)
+        rec.spike_n[0] = j + end - start
 
 
 @inline_kernel
@@ -384,9 +389,9 @@ def _flush_flat(topo, params, state, q, cnt, rec, probes, sw, p, t, tbin, m, sub
     any_crossed = _integrate_all(v[off:off + n_all], inp[off:off + n_all], const[off:off + n_all],
                                  thr[off:off + n_all], mask[:n_all], has_const)
     keep = 0
-    if not any_crossed:  # the spike pass would only clear the touched flags
+    if not any_crossed:  # the spike pass would only release the touched units
         for i in range(m):
-            tflag[uoff + tlist[uoff + i]] = 0
+            keep = _keep_or_release(tflag, tlist, uoff, tlist[uoff + i], keep, False)
         return keep
     # The spike pass in two loops: the crossings of the touched units, in touch order,
     # into the top of the run buffer (_room reserves it: the spikes appended from the
